@@ -1,0 +1,119 @@
+# Copyright (c) 2026 the petct-bixlstm-bundle authors. Licensed under the Apache License, Version 2.0.
+"""Turn what a user points inference at into MONAI data items, and name each study's output.
+
+Accepted inputs (``find_inference_items``):
+
+- an nnU-Net dataset folder (``imagesTs`` is used when present, else ``imagesTr``) or an images folder
+  itself: ``<case>_0000.nii.gz`` (CT) + ``<case>_0001.nii.gz`` (PET);
+- an autoPET release folder: study folders holding ``CTres.nii.gz`` + ``SUV.nii.gz``;
+- a datalist JSON (MONAI decathlon style, paths relative to the JSON's folder);
+- a single study: one such study folder, one CT file (its PET partner is found by the loader), or one
+  2-channel file.
+
+Items are ``{"image": [ct, pet] | path, "case": name}``, plus ``"label"`` where a label file is known.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from monai.data import load_decathlon_datalist
+
+from scripts.errors import InputDataError
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+CT_CHANNEL = "_0000"
+PET_CHANNEL = "_0001"
+RELEASE_CT, RELEASE_PET, RELEASE_SEG = "CTres.nii.gz", "SUV.nii.gz", "SEG.nii.gz"
+
+
+def strip_nifti_suffix(name: str) -> str:
+    """``case_0000.nii.gz`` -> ``case_0000``."""
+    for suffix in NIFTI_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def safe_name(text: str) -> str:
+    """File-name-safe form of a study name: runs of characters outside ``[A-Za-z0-9._-]`` become ``_``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "case"
+
+
+def study_name(image_path: str | Path) -> str:
+    """The output name of a study from its CT (or 2-channel) file path.
+
+    ``.../<case>_0000.nii.gz`` -> ``<case>``; ``.../<patient>/<study>/CTres.nii.gz`` -> ``<patient>_<study>``;
+    anything else -> the file name without its NIfTI suffix.
+    """
+    path = Path(image_path)
+    stem = strip_nifti_suffix(path.name)
+    if path.name == RELEASE_CT:
+        return safe_name(f"{path.parent.parent.name}_{path.parent.name}")
+    if stem.endswith(CT_CHANNEL):
+        return stem[: -len(CT_CHANNEL)]
+    return stem
+
+
+def output_name_formatter(metadict: dict, saver: Any) -> dict:
+    """``SaveImage(output_name_formatter=...)`` hook: name each saved mask after its study."""
+    source = metadict.get("filename_or_obj", "")
+    if isinstance(source, (list, tuple)):
+        source = source[0]
+    return {"subject": study_name(str(source)), "idx": metadict.get("patch_index", 0)}
+
+
+def _nnunet_items(images_dir: Path, labels_dir: Path | None) -> list[dict]:
+    items = []
+    for ct in sorted(images_dir.glob(f"*{CT_CHANNEL}.nii.gz")):
+        case = study_name(ct)
+        pet = ct.with_name(f"{case}{PET_CHANNEL}.nii.gz")
+        if not pet.is_file():
+            raise InputDataError(pet, f"PET channel of case {case!r} is missing")
+        item: dict = {"image": [str(ct), str(pet)], "case": case}
+        if labels_dir is not None and (labels_dir / f"{case}.nii.gz").is_file():
+            item["label"] = str(labels_dir / f"{case}.nii.gz")
+        items.append(item)
+    return items
+
+
+def _release_item(study_dir: Path) -> dict:
+    pet = study_dir / RELEASE_PET
+    if not pet.is_file():
+        raise InputDataError(pet, "PET (SUV.nii.gz) of this study is missing")
+    item: dict = {"image": [str(study_dir / RELEASE_CT), str(pet)], "case": study_name(study_dir / RELEASE_CT)}
+    if (study_dir / RELEASE_SEG).is_file():
+        item["label"] = str(study_dir / RELEASE_SEG)
+    return item
+
+
+def find_inference_items(source: str | Path, datalist_key: str = "testing") -> list[dict]:
+    """Data items for every study found at ``source`` (see the module docstring for the accepted forms)."""
+    path = Path(source)
+    if not path.exists():
+        raise InputDataError(path, "input not found")
+    if path.is_file() and path.suffix == ".json":
+        items = load_decathlon_datalist(
+            str(path), is_segmentation=True, data_list_key=datalist_key, base_dir=path.parent
+        )
+        for item in items:
+            image = item["image"]
+            item.setdefault("case", study_name(image[0] if isinstance(image, (list, tuple)) else image))
+        return items
+    if path.is_file():
+        return [{"image": str(path), "case": study_name(path)}]
+    if (path / RELEASE_CT).is_file():
+        return [_release_item(path)]
+    for images, labels in (("imagesTs", "labelsTs"), ("imagesTr", "labelsTr")):
+        if (path / images).is_dir():
+            items = _nnunet_items(path / images, path / labels)
+            if items:
+                return items
+    items = _nnunet_items(path, None) or [_release_item(ct.parent) for ct in sorted(path.rglob(RELEASE_CT))]
+    if not items:
+        raise InputDataError(
+            path, f"no studies found (expected *{CT_CHANNEL}.nii.gz files or study folders with {RELEASE_CT})"
+        )
+    return items
