@@ -29,8 +29,10 @@ class BiXLSTMResUNet(nn.Module):
         out_channels: classes (logits out).
         features: channels per encoder stage.
         strides: per-stage downsampling (int or ``[D, H, W]`` each; stage 0 must be 1).
-        blocks_per_stage: residual blocks per encoder stage (scalar or per stage).
-        decoder_blocks_per_stage: residual blocks per decoder stage, full resolution first (scalar or
+        blocks_per_stage: residual blocks per encoder stage (scalar or per stage); ``None`` follows the seed
+            plan: 2 in each of the first three stages, 1 in the deeper ones.
+        decoder_blocks_per_stage: ``None`` for the seed plan (1, 1, then 2 per deeper stage), or residual
+            blocks per decoder stage, full resolution first (scalar or
             ``len(features) - 1`` values).
         kernel_sizes: odd conv kernel per stage (scalar or per stage).
         norm: MONAI norm spec, e.g. ``["instance", {"affine": true}]``.
@@ -55,8 +57,8 @@ class BiXLSTMResUNet(nn.Module):
         out_channels: int = 2,
         features: Sequence[int] = PAPER_FEATURES,
         strides: int | Sequence[int | Sequence[int]] = PAPER_STRIDES,
-        blocks_per_stage: int | Sequence[int] = (2, 2, 2, 1, 1, 1),
-        decoder_blocks_per_stage: int | Sequence[int] = (1, 1, 2, 2, 2),
+        blocks_per_stage: int | Sequence[int] | None = None,
+        decoder_blocks_per_stage: int | Sequence[int] | None = None,
         kernel_sizes: int | Sequence[int | Sequence[int]] = 3,
         norm: NormSpec = ("instance", {"affine": True}),
         act: ActSpec = ("leakyrelu", {"negative_slope": 0.01, "inplace": True}),
@@ -70,6 +72,11 @@ class BiXLSTMResUNet(nn.Module):
     ) -> None:
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
+        num_stages = len(features)
+        if blocks_per_stage is None:
+            blocks_per_stage = [2 if stage < 3 else 1 for stage in range(num_stages)]
+        if decoder_blocks_per_stage is None:
+            decoder_blocks_per_stage = [1 if stage < 2 else 2 for stage in range(num_stages - 1)]
         self.encoder = ResidualEncoder(
             in_channels=in_channels,
             features=features,

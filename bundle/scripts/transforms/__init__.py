@@ -1,0 +1,47 @@
+# Copyright (c) 2026 the petct-bixlstm-bundle authors. Licensed under the Apache License, Version 2.0.
+"""PET/CT preprocessing transforms for the bundle configs, and the pieces they are built from.
+
+The configs compose, in this order (docs/preprocessing.md)::
+
+    LoadPetCtd -> Orientationd("RAS") -> Spacingd([2.036, 2.036, 3.0]) -> CropBodyd -> ClipNormalized (CT, PET)
+    -> EnsureTyped
+
+and ``Invertd(keys="pred", transform=<that Compose>, orig_keys="image")`` puts a prediction back on the CT grid.
+"""
+
+from scripts.transforms.body_crop import BODY_MARGIN_VOXELS, BODY_THRESHOLD_HU, AboveThreshold, CropBodyd
+from scripts.transforms.grids import inside_field_of_view, resample_onto_grid, same_grid, voxel_spacing
+from scripts.transforms.intensity import DEFAULT_NORMALIZATION, ClipNormalization, ClipNormalized
+from scripts.transforms.loading import PET_FILENAME_KEY, LoadPetCt, LoadPetCtd, load_label
+from scripts.transforms.pet_ct_files import (
+    CHANNEL_NAMES,
+    CT_CHANNEL,
+    PET_CHANNEL,
+    find_pet_partner,
+    pet_partner_candidates,
+    read_volume,
+)
+
+__all__ = [
+    "BODY_MARGIN_VOXELS",
+    "BODY_THRESHOLD_HU",
+    "CHANNEL_NAMES",
+    "CT_CHANNEL",
+    "DEFAULT_NORMALIZATION",
+    "PET_CHANNEL",
+    "PET_FILENAME_KEY",
+    "AboveThreshold",
+    "ClipNormalization",
+    "ClipNormalized",
+    "CropBodyd",
+    "LoadPetCt",
+    "LoadPetCtd",
+    "find_pet_partner",
+    "inside_field_of_view",
+    "load_label",
+    "pet_partner_candidates",
+    "read_volume",
+    "resample_onto_grid",
+    "same_grid",
+    "voxel_spacing",
+]

@@ -1,0 +1,95 @@
+# Copyright (c) 2026 the petct-bixlstm-bundle authors. Licensed under the Apache License, Version 2.0.
+"""PET/CT study files: the channel order, the CT -> PET naming conventions, and reading one checked volume."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from monai.data import MetaTensor
+from monai.transforms import LoadImage
+
+from scripts.errors import InputDataError
+
+CT_CHANNEL = 0
+"""Channel of the CT (HU) in the 2-channel image."""
+PET_CHANNEL = 1
+"""Channel of the PET (SUV) in the 2-channel image."""
+CHANNEL_NAMES = ("CT", "PET")
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+NNUNET_CT_SUFFIX, NNUNET_PET_SUFFIX = "_0000", "_0001"
+AUTOPET_CT_NAME, AUTOPET_PET_NAME = "CTres", "SUV"
+
+PathLike = str | os.PathLike
+
+
+def _split_nifti_name(name: str) -> tuple[str, str]:
+    """``case_0000.nii.gz`` -> (``case_0000``, ``.nii.gz``); a name without a NIfTI suffix -> (name, "")."""
+    for suffix in NIFTI_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)], suffix
+    return name, ""
+
+
+def pet_partner_candidates(ct_path: PathLike) -> list[Path]:
+    """The PET files that the naming conventions pair with ``ct_path``, most likely first; [] if none applies.
+
+    nnU-Net: ``<case>_0000.nii.gz`` -> ``<case>_0001.nii.gz``; autoPET release: ``CTres.nii.gz`` ->
+    ``SUV.nii.gz`` in the same folder. Either NIfTI suffix is accepted for the partner, the CT's own first.
+    """
+    path = Path(ct_path)
+    stem, suffix = _split_nifti_name(path.name)
+    if stem.endswith(NNUNET_CT_SUFFIX):
+        pet_stem = stem[: -len(NNUNET_CT_SUFFIX)] + NNUNET_PET_SUFFIX
+    elif stem == AUTOPET_CT_NAME:
+        pet_stem = AUTOPET_PET_NAME
+    else:
+        return []
+    suffixes = [suffix] + [s for s in NIFTI_SUFFIXES if s != suffix] if suffix else list(NIFTI_SUFFIXES)
+    return [path.with_name(pet_stem + s) for s in suffixes]
+
+
+def find_pet_partner(ct_path: PathLike) -> Path:
+    """Return the PET file that belongs to the CT file ``ct_path`` by naming convention.
+
+    Raises:
+        InputDataError: the name follows no known convention, or the partner file does not exist.
+    """
+    candidates = pet_partner_candidates(ct_path)
+    if not candidates:
+        raise InputDataError(
+            ct_path,
+            "one 3D file was given but its PET partner cannot be found: the name follows neither the nnU-Net "
+            f"convention (<case>{NNUNET_CT_SUFFIX}.nii.gz with PET <case>{NNUNET_PET_SUFFIX}.nii.gz) nor the autoPET "
+            f"one ({AUTOPET_CT_NAME}.nii.gz with {AUTOPET_PET_NAME}.nii.gz); pass [ct, pet] or one 2-channel file",
+        )
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise InputDataError(ct_path, f"its PET partner {candidates[0]} does not exist")
+
+
+def read_volume(path: PathLike) -> MetaTensor:
+    """Read a NIfTI file with MONAI's nibabel reader as float32, meta included, without adding a channel.
+
+    Raises:
+        InputDataError: the file is missing or cannot be read.
+    """
+    if not Path(path).is_file():
+        raise InputDataError(path, "file not found")
+    try:
+        volume = LoadImage(reader="NibabelReader", image_only=True, dtype=np.float32)(str(path))
+    except Exception as error:  # nibabel raises several types for damaged or non-NIfTI files
+        raise InputDataError(path, f"cannot be read as a NIfTI image ({type(error).__name__}: {error})") from error
+    return volume
+
+
+def squeeze_trailing(volume: MetaTensor) -> MetaTensor:
+    """Drop singleton axes after the first three (NIfTI stores some 3D or 2-volume images with extra unit axes)."""
+    shape = tuple(volume.shape)
+    if len(shape) <= 3:
+        return volume
+    kept = shape[:3] + tuple(s for s in shape[3:] if s != 1)
+    return volume.reshape(kept) if kept != shape else volume
