@@ -13,3 +13,7 @@ class InputDataError(ValueError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+    def __reduce__(self) -> tuple:
+        """Pickle as ``(path, problem)`` so the error crosses process boundaries (``--workers``)."""
+        return (type(self), (self.path, self.problem))

@@ -62,7 +62,7 @@ def output_name_formatter(metadict: dict, saver: Any) -> dict:
     source = metadict.get("filename_or_obj", "")
     if isinstance(source, (list, tuple)):
         source = source[0]
-    return {"subject": study_name(str(source)), "idx": metadict.get("patch_index", 0)}
+    return {"subject": study_name(str(source))}
 
 
 def _nnunet_items(images_dir: Path, labels_dir: Path | None) -> list[dict]:

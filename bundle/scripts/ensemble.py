@@ -1,0 +1,171 @@
+# Copyright (c) 2026 the petct-bixlstm-bundle authors. Licensed under the Apache License, Version 2.0.
+"""Fold ensembles: several trained copies of one network whose class probabilities are averaged.
+
+``load_fold_ensemble`` builds one from a network definition and a list of checkpoint files, so a bundle
+config can write::
+
+    "network": {"_target_": "scripts.ensemble.load_fold_ensemble", "network": "@network_def",
+                "checkpoints": ["$@bundle_root + '/models/fold0/model.pt'", "..."]}
+
+``scripts.inferers.FlipTTASlidingWindowInferer`` recognises a ``FoldEnsemble`` and averages all members
+(and all flips) inside each window pass.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from scripts.errors import InputDataError
+
+__all__ = ["FoldEnsemble", "first_output", "load_fold_ensemble", "read_state_dict"]
+
+# Keys under which training tools nest the network weights: MONAI/ignite ``CheckpointSaver`` save_dict
+# names used in bundles, and the generic ``state_dict``.
+STATE_DICT_KEYS = ("model", "network", "state_dict")
+DDP_PREFIX = "module."
+MAX_KEYS_SHOWN = 3
+
+
+def first_output(output: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+    """The full-resolution prediction: ``output`` itself, or its first element for a list/tuple (deep supervision)."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, (list, tuple)) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    raise TypeError(
+        f"the network must return a tensor or a list/tuple of tensors (deep supervision), got {type(output).__name__}."
+    )
+
+
+class FoldEnsemble(nn.Module):
+    """Member networks (one per training fold) whose predictions are averaged.
+
+    Args:
+        members: the networks, all with the same input and output layout.
+        softmax: ``forward`` averages softmax probabilities over the channel axis (``True``) or raw outputs.
+
+    ``forward`` serves plain uses (e.g. ``monai.inferers.SlidingWindowInferer``, ``verify_net_in_out``).
+    ``FlipTTASlidingWindowInferer`` instead calls each member itself and applies its own ``softmax`` setting.
+    """
+
+    def __init__(self, members: Sequence[nn.Module], softmax: bool = True) -> None:
+        super().__init__()
+        if len(members) == 0:
+            raise ValueError("FoldEnsemble needs at least one member network.")
+        self.members = nn.ModuleList(members)
+        self.softmax = softmax
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """Mean over members of (the softmax of) each member's first output, in float32."""
+        total: torch.Tensor | None = None
+        for member in self.members:
+            output = first_output(member(x, *args, **kwargs)).float()
+            if self.softmax:
+                output = torch.softmax(output, dim=1)
+            total = output if total is None else total + output
+        return total / len(self.members)
+
+
+def read_state_dict(checkpoint: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The network weights stored in ``checkpoint``: a flat state dict or a ``{"model"|"network": ...}`` dict.
+
+    Raises:
+        InputDataError: the file is missing, unreadable, or holds no recognisable state dict.
+    """
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise InputDataError(path, "checkpoint file not found")
+    try:
+        content = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:
+        raise InputDataError(path, f"cannot be read as a PyTorch checkpoint ({error})") from error
+    if not isinstance(content, Mapping):
+        raise InputDataError(path, f"expected a state dict or a dict of them, found a {type(content).__name__}")
+    for key in STATE_DICT_KEYS:
+        if isinstance(content.get(key), Mapping):
+            content = content[key]
+            break
+    if not content or not all(isinstance(value, torch.Tensor) for value in content.values()):
+        raise InputDataError(
+            path,
+            f"no network state dict found: expected tensors, or one under a key in {list(STATE_DICT_KEYS)}; "
+            f"top-level keys are {_preview(content)}",
+        )
+    return dict(content)
+
+
+def load_fold_ensemble(
+    network: nn.Module,
+    checkpoints: str | os.PathLike | Sequence[str | os.PathLike],
+    map_location: str | torch.device = "cpu",
+    softmax: bool = True,
+) -> FoldEnsemble:
+    """One deep copy of ``network`` per checkpoint, loaded strictly and put in eval mode.
+
+    Args:
+        network: the network definition (left untouched; its device is the members' device).
+        checkpoints: one checkpoint path or a list of them, each a flat state dict or a ``CheckpointSaver``
+            file (``{"model": state_dict, ...}`` or ``{"network": state_dict, ...}``). A ``module.`` prefix
+            (weights saved from DistributedDataParallel) is removed.
+        map_location: where ``torch.load`` puts the tensors before they are copied into the member.
+        softmax: passed to :class:`FoldEnsemble`.
+
+    Raises:
+        InputDataError: a checkpoint is missing or unreadable, or its keys/shapes do not match ``network``;
+            the message names the file and the keys.
+    """
+    paths = [checkpoints] if isinstance(checkpoints, (str, os.PathLike)) else list(checkpoints)
+    if not paths:
+        raise ValueError("checkpoints is empty: give at least one checkpoint file.")
+    members = []
+    for path in paths:
+        state_dict = read_state_dict(path, map_location=map_location)
+        member = copy.deepcopy(network)
+        expected = member.state_dict()
+        state_dict = _without_ddp_prefix(state_dict, expected)
+        problems = _mismatches(state_dict, expected)
+        if problems:
+            raise InputDataError(path, f"checkpoint does not match the network: {problems}")
+        member.load_state_dict(state_dict, strict=True)
+        members.append(member.eval())
+    return FoldEnsemble(members, softmax=softmax).eval()
+
+
+def _without_ddp_prefix(state_dict: dict[str, Any], expected: Mapping[str, Any]) -> dict[str, Any]:
+    if state_dict.keys() != expected.keys() and all(key.startswith(DDP_PREFIX) for key in state_dict):
+        return {key.removeprefix(DDP_PREFIX): value for key, value in state_dict.items()}
+    return state_dict
+
+
+def _mismatches(state_dict: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor]) -> str:
+    missing = sorted(expected.keys() - state_dict.keys())
+    unexpected = sorted(state_dict.keys() - expected.keys())
+    wrong_shape = [
+        f"{key!r} is {tuple(state_dict[key].shape)} in the checkpoint, {tuple(expected[key].shape)} in the network"
+        for key in sorted(expected.keys() & state_dict.keys())
+        if state_dict[key].shape != expected[key].shape
+    ]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing key(s) {_preview(missing)}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected key(s) {_preview(unexpected)}")
+    if wrong_shape:
+        problems.append(f"{len(wrong_shape)} shape mismatch(es): " + "; ".join(wrong_shape[:MAX_KEYS_SHOWN]))
+    return ", ".join(problems)
+
+
+def _preview(keys: Any) -> str:
+    keys = list(keys)
+    shown = ", ".join(repr(key) for key in keys[:MAX_KEYS_SHOWN])
+    return f"[{shown}{', ...' if len(keys) > MAX_KEYS_SHOWN else ''}]"

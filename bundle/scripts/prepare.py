@@ -1,0 +1,376 @@
+# Copyright (c) 2026 the petct-bixlstm-bundle authors. Licensed under the Apache License, Version 2.0.
+"""Prepare PET/CT data for training: autoPET release -> nnU-Net raw layout, patient-grouped folds, datalists.
+
+Run from ``bundle/``::
+
+    python -m scripts.prepare --src RELEASE --dst DatasetXXX_autoPET [--folds 5] [--seed 0] [--workers 8]
+    python -m scripts.prepare --src DatasetXXX_autoPET          # an nnU-Net raw dataset: add splits in place
+
+Every study is read and checked before anything final is written; a converted dataset is built in a temporary
+sibling folder and renamed into place only when complete, so a failure leaves no half-written dataset and never
+damages an existing one. See ``docs/data.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, NamedTuple, TypeVar
+
+import nibabel as nib
+import numpy as np
+from nibabel.processing import resample_from_to
+
+from scripts.atomic_io import atomic_path, save_nifti, write_json
+from scripts.datalists import write_datalists
+from scripts.errors import InputDataError
+from scripts.splits import (
+    DEFAULT_FOLDS,
+    PATIENTS_FILE,
+    SPLITS_FILE,
+    Fold,
+    check_splits,
+    make_patient_folds,
+    patients_split_across_folds,
+    read_json,
+)
+from scripts.studies import (
+    CT_CHANNEL,
+    PET_CHANNEL,
+    Study,
+    StudyCheck,
+    check_study,
+    find_nnunet_dataset,
+    find_release_studies,
+    is_nnunet_dataset,
+)
+
+FILE_ENDING = ".nii.gz"
+CHANNEL_NAMES = {"0": "CT", "1": "PET"}
+LABELS = {"background": 0, "lesion": 1}
+
+Log = Callable[[str], None]
+_Item = TypeVar("_Item")
+
+
+class _Problem(NamedTuple):
+    """An :class:`InputDataError` as plain data (that exception does not survive pickling between processes)."""
+
+    path: str
+    problem: str
+
+
+@dataclass(frozen=True)
+class PreparedDataset:
+    """The outcome of :func:`prepare_dataset`: where the dataset is and what it holds."""
+
+    folder: Path
+    converted: bool  # True: built from an autoPET release; False: an nnU-Net raw dataset prepared in place
+    patients: dict[str, str]  # case id -> patient id, labelled cases
+    lesion_voxels: dict[str, int]  # case id -> lesion voxel count, labelled cases
+    resampled: list[str]  # cases whose PET was resampled onto the CT grid
+    splits: list[Fold]
+    splits_from: str  # how the split came about, for the summary
+    test_cases: list[str]
+
+    def summary(self) -> str:
+        """A few lines for the console: studies, patients, positives/negatives, resampling, per-fold sizes."""
+        positives = sum(1 for voxels in self.lesion_voxels.values() if voxels > 0)
+        studies = _count(len(self.patients), "study", "studies")
+        patients = _count(len(set(self.patients.values())), "patient")
+        lines = [
+            f"{'converted into' if self.converted else 'prepared in place'} {self.folder}: {studies} of {patients} "
+            f"({positives} with lesions, {len(self.patients) - positives} negative)"
+        ]
+        if self.resampled:
+            lines.append(f"PET resampled onto the CT grid for {_count(len(self.resampled), 'study', 'studies')}")
+        if self.test_cases:
+            tests = _count(len(self.test_cases), "unlabelled test case")
+            lines.append(f"{tests} in imagesTs (datalist_all.json 'testing')")
+        lines.append(f"{len(self.splits)} folds ({self.splits_from}):")
+        for index, fold in enumerate(self.splits):
+            val_patients = len({self.patients[case] for case in fold["val"]})
+            val_positives = sum(1 for case in fold["val"] if self.lesion_voxels[case] > 0)
+            lines.append(
+                f"  fold {index}: train {len(fold['train'])}, val {len(fold['val'])} "
+                f"({_count(val_patients, 'patient')}, {val_positives} with lesions)"
+            )
+        return "\n".join(lines)
+
+
+def _count(number: int, singular: str, plural: str | None = None) -> str:
+    return f"{number} {singular if number == 1 else plural or singular + 's'}"
+
+
+def dataset_json(name: str, num_training: int) -> dict[str, Any]:
+    """nnU-Net v2 ``dataset.json`` for a converted dataset (channel 0 = CT, 1 = PET; label 1 = lesion)."""
+    return {
+        "name": name,
+        "description": (
+            "Whole-body PET/CT lesion segmentation in the autoPET layout, converted by scripts.prepare: "
+            "channel 0 = CT on the PET grid (HU), channel 1 = PET (SUV), label 1 = lesion."
+        ),
+        "channel_names": dict(CHANNEL_NAMES),
+        "labels": dict(LABELS),
+        "numTraining": num_training,
+        "file_ending": FILE_ENDING,
+    }
+
+
+def _parallel_map(function: Callable[[_Item], Any], items: Sequence[_Item], workers: int, log: Log, verb: str) -> list:
+    """``[function(item) for item in items]``, in order, over ``workers`` processes, logging progress."""
+    total, results = len(items), []
+    every = max(1, total // 10)
+    if workers > 1 and total > 1:
+        context = multiprocessing.get_context("spawn")  # no fork of a parent that may hold threads (torch)
+        with ProcessPoolExecutor(max_workers=min(workers, total), mp_context=context) as pool:
+            outputs = pool.map(function, items)
+            for done, output in enumerate(outputs, start=1):
+                results.append(output)
+                _log_progress(log, verb, done, total, every)
+    else:
+        for done, item in enumerate(items, start=1):
+            results.append(function(item))
+            _log_progress(log, verb, done, total, every)
+    return results
+
+
+def _log_progress(log: Log, verb: str, done: int, total: int, every: int) -> None:
+    if total >= 50 and (done % every == 0 or done == total):
+        log(f"{verb} {done}/{total} studies")
+
+
+def _check_or_problem(study: Study, allow_resampling: bool) -> StudyCheck | _Problem:
+    try:
+        return check_study(study, allow_resampling=allow_resampling)
+    except InputDataError as error:
+        return _Problem(error.path, error.problem)
+
+
+def check_all(studies: Sequence[Study], allow_resampling: bool, workers: int = 1, log: Log = print) -> list[StudyCheck]:
+    """Check every study (in ``workers`` processes); raise for the first bad one after listing all of them.
+
+    Raises:
+        InputDataError: for the first study with a problem; its message counts the others, which are logged.
+    """
+    results = _parallel_map(
+        partial(_check_or_problem, allow_resampling=allow_resampling), studies, workers, log, "checked"
+    )
+    problems = [result for result in results if isinstance(result, _Problem)]
+    if not problems:
+        return results
+    log(f"{len(problems)} of {len(studies)} studies cannot be used:")
+    for problem in problems:
+        log(f"  {problem.path}: {problem.problem}")
+    others = f" (and {len(problems) - 1} more studies with problems, listed above)" if len(problems) > 1 else ""
+    raise InputDataError(problems[0].path, problems[0].problem + others)
+
+
+def resample_pet_onto_ct(pet_path: Path, ct_path: Path, out_path: Path) -> Path:
+    """Resample a PET volume trilinearly onto the CT's voxel grid (0 outside the PET field of view), as float32."""
+    ct, pet = nib.load(str(ct_path)), nib.load(str(pet_path))
+    ct_shape = tuple(int(size) for size in ct.shape[:3])
+    pet_voxels = np.asarray(pet.dataobj, dtype=np.float32).reshape(pet.shape[:3])
+    source = nib.Nifti1Image(pet_voxels, pet.affine)
+    resampled = resample_from_to(source, (ct_shape, ct.affine), order=1, mode="constant", cval=0.0)
+    return save_nifti(np.asarray(resampled.dataobj, dtype=np.float32), ct.affine, out_path)
+
+
+def _convert_study(pair: tuple[Study, StudyCheck], output: Path) -> None:
+    study, check = pair
+    images = output / "imagesTr"
+    shutil.copyfile(study.ct, images / f"{study.case}_{CT_CHANNEL}{FILE_ENDING}")
+    pet_out = images / f"{study.case}_{PET_CHANNEL}{FILE_ENDING}"
+    if check.pet_on_ct_grid:
+        shutil.copyfile(study.pet, pet_out)
+    else:
+        resample_pet_onto_ct(study.pet, study.ct, pet_out)
+    if study.label is not None:  # always so for a release study
+        shutil.copyfile(study.label, output / "labelsTr" / f"{study.case}{FILE_ENDING}")
+
+
+def _check_destination(src: Path, dst: Path, overwrite: bool) -> None:
+    if dst.exists() and not dst.is_dir():
+        raise InputDataError(dst, "exists and is not a folder")
+    src_real, dst_real = src.resolve(), dst.resolve()
+    if dst_real == src_real or dst_real.is_relative_to(src_real) or src_real.is_relative_to(dst_real):
+        raise InputDataError(dst, f"must lie outside --src {src} and not contain it")
+    if dst.is_dir() and any(dst.iterdir()) and not overwrite:
+        raise InputDataError(
+            dst, "exists and is not empty; pass --overwrite to replace it (only once the new dataset is complete)"
+        )
+
+
+def _folds(patients: dict[str, str], n_folds: int | None, seed: int, where: Path) -> list[Fold]:
+    try:
+        return make_patient_folds(patients, DEFAULT_FOLDS if n_folds is None else n_folds, seed)
+    except ValueError as error:
+        raise InputDataError(where, str(error)) from error
+
+
+def _convert_release(
+    src: Path, dst: Path, n_folds: int | None, seed: int, workers: int, overwrite: bool, name: str | None, log: Log
+) -> PreparedDataset:
+    _check_destination(src, dst, overwrite)
+    studies = find_release_studies(src)
+    patients = {study.case: study.patient for study in studies}
+    splits = _folds(patients, n_folds, seed, src)
+    checks = check_all(studies, allow_resampling=True, workers=workers, log=log)
+    with atomic_path(dst) as building:
+        (building / "imagesTr").mkdir(parents=True)
+        (building / "labelsTr").mkdir()
+        _parallel_map(
+            partial(_convert_study, output=building), list(zip(studies, checks, strict=True)), workers, log, "wrote"
+        )
+        write_json(dataset_json(name or dst.name, len(studies)), building / "dataset.json")
+        write_json(patients, building / PATIENTS_FILE)
+        write_json(splits, building / SPLITS_FILE)
+        write_datalists(building, splits, patients, file_ending=FILE_ENDING)
+    return PreparedDataset(
+        folder=dst,
+        converted=True,
+        patients=patients,
+        lesion_voxels={check.case: check.lesion_voxels for check in checks},
+        resampled=[check.case for check in checks if not check.pet_on_ct_grid],
+        splits=splits,
+        splits_from=f"by patient, seed {seed}",
+        test_cases=[],
+    )
+
+
+def _prepare_in_place(folder: Path, n_folds: int | None, seed: int, workers: int, log: Log) -> PreparedDataset:
+    dataset = find_nnunet_dataset(folder)
+    for note in dataset.notes:
+        log(f"note: {note}")
+    patients = {study.case: study.patient for study in dataset.training}
+    splits_path = folder / SPLITS_FILE
+    if splits_path.exists():
+        splits = check_splits(read_json(splits_path), patients, splits_path)
+        if n_folds is not None and n_folds != len(splits):
+            raise InputDataError(
+                splits_path, f"has {len(splits)} folds, not the {n_folds} asked for; remove it to make a new split"
+            )
+        split_patients = patients_split_across_folds(splits, patients)
+        if split_patients:
+            log(f"warning: {SPLITS_FILE} validates {_count(len(split_patients), 'patient')} in more than one fold")
+        splits_from = f"existing {SPLITS_FILE}"
+    else:
+        splits = _folds(patients, n_folds, seed, folder)
+        splits_from = f"by patient, seed {seed}"
+    checks = check_all(dataset.training + dataset.testing, allow_resampling=False, workers=workers, log=log)
+    if not dataset.patients_recorded:
+        write_json(patients, folder / PATIENTS_FILE)
+    if not splits_path.exists():
+        write_json(splits, splits_path)
+    test_cases = [study.case for study in dataset.testing]
+    write_datalists(folder, splits, patients, test_cases, dataset.file_ending)
+    return PreparedDataset(
+        folder=folder,
+        converted=False,
+        patients=patients,
+        lesion_voxels={check.case: check.lesion_voxels for check in checks if check.case in patients},
+        resampled=[],
+        splits=splits,
+        splits_from=splits_from,
+        test_cases=test_cases,
+    )
+
+
+def prepare_dataset(
+    src: str | Path,
+    dst: str | Path | None = None,
+    *,
+    n_folds: int | None = None,
+    seed: int = 0,
+    workers: int = 1,
+    overwrite: bool = False,
+    name: str | None = None,
+    log: Log = print,
+) -> PreparedDataset:
+    """Turn ``src`` into an nnU-Net raw dataset with patient-grouped folds and per-fold datalists.
+
+    An autoPET release folder (``<patient>/<study>/`` or ``<study>/`` folders of ``CTres.nii.gz``, ``SUV.nii.gz``,
+    ``SEG.nii.gz``) is converted into ``dst``: CT, label and same-grid PET copied byte for byte, other PET resampled
+    onto the CT grid. An nnU-Net raw dataset (``dataset.json`` + ``imagesTr`` + ``labelsTr``) is checked and
+    prepared in place: ``patients.json`` and ``splits_final.json`` are added when absent (an existing split is
+    honoured) and the datalists are (re)written; its images are never touched.
+
+    Args:
+        src: the release folder or nnU-Net raw dataset.
+        dst: the dataset folder to create (release input); None or ``src`` for an nnU-Net dataset.
+        n_folds: folds of a new split (default 5); if given, an existing split must have as many.
+        seed: seed of a new split.
+        workers: processes that read and write studies.
+        overwrite: replace a non-empty ``dst`` (only once the new dataset is complete).
+        name: ``dataset.json`` name of a converted dataset (default: the ``dst`` folder name).
+        log: where progress, notes and the list of bad studies go.
+
+    Returns:
+        What was prepared; ``.summary()`` gives the console lines.
+
+    Raises:
+        InputDataError: for bad input, naming the file and the problem; nothing final is written then.
+    """
+    src = Path(src)
+    if not src.is_dir():
+        raise InputDataError(src, "not a folder")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    if is_nnunet_dataset(src):
+        if dst is not None and Path(dst).resolve() != src.resolve():
+            raise InputDataError(dst, "an nnU-Net raw dataset is prepared in place: leave --dst out or give --src")
+        return _prepare_in_place(src, n_folds, seed, workers, log)
+    if dst is None:
+        raise InputDataError(src, "an autoPET release folder is converted into a new folder: give --dst")
+    return _convert_release(src, Path(dst), n_folds, seed, workers, overwrite, name, log)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface of ``python -m scripts.prepare``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.prepare",
+        description="autoPET release -> nnU-Net raw dataset with patient-grouped folds and MONAI datalists "
+        "(an nnU-Net raw dataset is prepared in place).",
+    )
+    parser.add_argument("--src", required=True, type=Path, help="autoPET release folder or nnU-Net raw dataset")
+    parser.add_argument("--dst", type=Path, help="dataset folder to create (default for an nnU-Net dataset: --src)")
+    parser.add_argument("--folds", type=int, default=None, help=f"folds of a new split (default {DEFAULT_FOLDS})")
+    parser.add_argument("--seed", type=int, default=0, help="seed of a new split (default 0)")
+    parser.add_argument("--workers", type=int, default=1, help="processes reading and writing studies (default 1)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --dst once the new one is done")
+    parser.add_argument("--name", help="dataset.json name (default: the --dst folder name)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (1 for bad input, with the problem on stderr)."""
+    args = build_parser().parse_args(argv)
+    if args.workers < 1:
+        print("error: --workers must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        prepared = prepare_dataset(
+            args.src,
+            args.dst,
+            n_folds=args.folds,
+            seed=args.seed,
+            workers=args.workers,
+            overwrite=args.overwrite,
+            name=args.name,
+        )
+    except InputDataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(prepared.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
