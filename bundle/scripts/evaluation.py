@@ -1,0 +1,61 @@
+# Copyright (c) 2026 the petct-bixlstm-bundle authors. Licensed under the Apache License, Version 2.0.
+"""Score the masks an inference run wrote against the label files of the same data items.
+
+Used by ``configs/evaluate.json`` after its evaluator has written one ``<study>.nii.gz`` per item: every mask
+is compared with its label file on the original grid, exactly as ``python -m scripts.metrics`` would.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from scripts.atomic_io import write_csv, write_json
+from scripts.autopet_metrics import case_prefix, summarize
+from scripts.errors import InputDataError
+from scripts.inference_inputs import study_name
+from scripts.metrics import CASE_COLUMNS, format_table, json_ready, score_cohort, sibling, summary_table
+
+TRACERS = ("fdg", "psma")
+
+
+def prediction_pairs(items: Sequence[Mapping[str, Any]], pred_dir: str | os.PathLike) -> list[tuple[str, Path, Path]]:
+    """``(case, label file, mask file)`` for every labelled item; a missing mask is an error naming it."""
+    pairs = []
+    for item in items:
+        if "label" not in item:
+            continue
+        image = item["image"]
+        case = study_name(image[0] if isinstance(image, (list, tuple)) else image)
+        mask = Path(pred_dir) / f"{case}.nii.gz"
+        if not mask.is_file():
+            raise InputDataError(mask, f"no prediction was written for study {case!r}")
+        pairs.append((case, Path(item["label"]), mask))
+    if not pairs:
+        raise InputDataError(pred_dir, "none of the data items has a label to score against")
+    return pairs
+
+
+def score_predictions(
+    items: Sequence[Mapping[str, Any]], pred_dir: str | os.PathLike, out_csv: str | os.PathLike, verbose: bool = True
+) -> dict[str, Any]:
+    """Write the per-case autoPET metrics CSV and a ``*_summary.json`` beside it; return the summary.
+
+    When every case id starts with a tracer (``fdg_``/``psma_``), the summary also holds the per-tracer means and
+    their mean, the challenge's "overall" figure.
+    """
+    rows = score_cohort(prediction_pairs(items, pred_dir))
+    by_tracer = all(case_prefix(row["case"]) in TRACERS for row in rows)
+    summary = summarize(rows, CASE_COLUMNS, (lambda row: case_prefix(row["case"])) if by_tracer else None)
+    summary = {"pred_dir": str(pred_dir), "positive_cases": summary["metrics"]["dice"]["n"], **summary}
+    out_csv = Path(out_csv)
+    write_csv(rows, out_csv)
+    write_json(json_ready(summary), sibling(out_csv, "summary", ".json"))
+    if verbose:
+        header = ["case", *CASE_COLUMNS, "gt_ml"]
+        print(format_table(header, [[row["case"], *(row[c] for c in CASE_COLUMNS), row["gt_ml"]] for row in rows]))
+        print()
+        print(summary_table(summary, CASE_COLUMNS))
+    return summary

@@ -1,0 +1,116 @@
+"""The bundle workflows end to end through MONAI's ConfigWorkflow, on tiny synthetic PET/CT.
+
+train (2 iterations) -> resume -> infer (flip TTA) -> evaluate, each with ``check_properties()`` empty, as the
+model zoo's CI runs bundles. One module-scoped cohort keeps the suite fast.
+"""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from ignite.engine import Events
+from monai.bundle import ConfigWorkflow
+
+from scripts.prepare import prepare_dataset
+from scripts.synthetic import generate_cohort
+
+TINY = {
+    "pixdim": [8.0, 8.0, 10.0],
+    "roi_size": [32, 32, 32],
+    "features": [8, 16, 32, 64],
+    "strides": [1, 2, 2, 2],
+    "num_workers": 0,
+    "val_interval": 1,
+}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    work = tmp_path_factory.mktemp("workflow")
+    generate_cohort(work / "raw", 6, seed=3, shape=(48, 48, 64), spacing=(8.0, 8.0, 10.0), negative_share=0.3)
+    return prepare_dataset(work / "raw", work / "nnunet", n_folds=3, seed=0).folder
+
+
+@pytest.fixture(scope="module")
+def trained(dataset, tmp_path_factory, bundle_root):
+    """A bundle root holding the checkpoints of a 2-iteration training of fold 0."""
+    root = tmp_path_factory.mktemp("bundle_run")
+    workflow = _workflow(bundle_root, "train", "train.json", root, dataset, max_epochs=1, iterations_per_epoch=2)
+    workflow.run()
+    workflow.finalize()
+    return root
+
+
+def _workflow(bundle_root, workflow_type, config, root, dataset, **override):
+    import os
+
+    previous = os.getcwd()
+    os.chdir(bundle_root)  # the configs' %configs/common.json macros are relative to the bundle directory
+    try:
+        workflow = ConfigWorkflow(
+            workflow_type=workflow_type,
+            config_file=str(bundle_root / "configs" / config),
+            meta_file=str(bundle_root / "configs" / "metadata.json"),
+            logging_file=str(bundle_root / "configs" / "logging.conf"),
+            **{**TINY, "bundle_root": str(root), "dataset_dir": str(dataset), **override},
+        )
+        workflow.initialize()
+    finally:
+        os.chdir(previous)
+    assert not workflow.check_properties(), workflow.check_properties()
+    return workflow
+
+
+def test_train_writes_best_and_last_checkpoints(trained):
+    files = sorted(p.name for p in (trained / "models" / "fold0").iterdir())
+    assert "model.pt" in files
+    assert "last_checkpoint_epoch=1.pt" in files
+    last = torch.load(trained / "models" / "fold0" / "last_checkpoint_epoch=1.pt", weights_only=False)
+    assert {"model", "optimizer", "lr_scheduler", "trainer"} <= set(last)
+    assert last["trainer"]["iteration"] == 2 and last["trainer"]["epoch_length"] == 2
+    assert list((trained / "runs" / "fold0").glob("events.out.tfevents.*")), "TensorBoard events are written"
+
+
+def test_resume_continues_from_the_last_epoch(trained, dataset, bundle_root):
+    workflow = _workflow(bundle_root, "train", "train.json", trained, dataset, max_epochs=2, iterations_per_epoch=2)
+    trainer = workflow.parser.get_parsed_content("train#trainer")
+    epochs_run = []
+    trainer.add_event_handler(Events.EPOCH_STARTED, lambda engine: epochs_run.append(engine.state.epoch))
+    workflow.run()
+    workflow.finalize()
+    assert epochs_run == [2], "resuming must run only the missing epoch, not start again from epoch 0"
+    assert trainer.state.iteration == 4
+    assert (trained / "models" / "fold0" / "last_checkpoint_epoch=2.pt").is_file()
+
+
+def test_inference_writes_masks_on_the_original_ct_grid(trained, dataset, bundle_root, tmp_path):
+    out = tmp_path / "pred"
+    workflow = _workflow(
+        bundle_root, "infer", "inference.json", trained, dataset, input_path=str(dataset), output_dir=str(out)
+    )
+    workflow.run()
+    workflow.finalize()
+    cases = json.loads((dataset / "datalist_all.json").read_text())["training"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{item['case']}.nii.gz" for item in cases)
+    for item in cases:
+        ct = nib.load(str(dataset / item["image"][0]))
+        mask = nib.load(str(out / f"{item['case']}.nii.gz"))
+        assert mask.shape == ct.shape
+        np.testing.assert_allclose(mask.affine, ct.affine, atol=1e-4)
+        assert mask.get_data_dtype() == np.uint8
+        assert set(np.unique(np.asarray(mask.dataobj))) <= {0, 1}
+
+
+def test_evaluate_scores_every_validation_study(trained, dataset, bundle_root, tmp_path):
+    out = tmp_path / "eval"
+    workflow = _workflow(bundle_root, "eval", "evaluate.json", trained, dataset, output_dir=str(out), tta_axes=[0])
+    workflow.run()
+    workflow.finalize()
+    validation = json.loads((dataset / "datalist_fold0.json").read_text())["validation"]
+    rows = (out / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("case,dice,fpv_ml,fnv_ml")
+    assert sorted(row.split(",")[0] for row in rows[1:]) == sorted(item["case"] for item in validation)
+    summary = json.loads((out / "metrics_summary.json").read_text())
+    assert summary["cases"] == len(validation)
