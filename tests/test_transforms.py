@@ -459,3 +459,31 @@ def test_pipeline_builds_from_a_json_config_and_pickles(study):
     pipeline = pickle.loads(pickle.dumps(ConfigParser(config).get_parsed_content("preprocessing")))
     item = {"image": str(study["ct"]), "label": str(study["label"])}
     torch.testing.assert_close(pipeline(item)["image"].as_tensor(), preprocessing()(item)["image"].as_tensor())
+
+
+def test_class_locations_are_capped_deterministic_and_drive_lesion_centred_crops():
+    from monai.transforms import RandCropByPosNegLabeld
+
+    from scripts.transforms import ClassLocationsd
+
+    label = torch.zeros(1, 20, 20, 20)
+    label[0, 2:5, 3:6, 4:7] = 1  # 27 lesion voxels
+    data = {"label": label, "image": torch.rand(2, 20, 20, 20)}
+    located = ClassLocationsd("label", max_samples=100)(data)
+    flat = label[0].numpy().ravel()
+    assert len(located["fg_indices"]) == 27 and (flat[located["fg_indices"]] == 1).all()
+    assert len(located["bg_indices"]) == 100 and (flat[located["bg_indices"]] == 0).all()
+    again = ClassLocationsd("label", max_samples=100)(data)
+    np.testing.assert_array_equal(located["bg_indices"], again["bg_indices"])
+    crop = RandCropByPosNegLabeld(
+        ["image", "label"],
+        "label",
+        (4, 4, 4),
+        pos=1,
+        neg=0,
+        num_samples=3,
+        fg_indices_key="fg_indices",
+        bg_indices_key="bg_indices",
+    )
+    for patch in crop(located):
+        assert patch["label"][0, 2, 2, 2] == 1  # every crop is centred on a lesion voxel

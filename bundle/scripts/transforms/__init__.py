@@ -21,6 +21,7 @@ from scripts.transforms.pet_ct_files import (
     pet_partner_candidates,
     read_volume,
 )
+from scripts.transforms.sampling import ClassLocationsd, sample_flat_indices
 
 __all__ = [
     "BODY_MARGIN_VOXELS",
@@ -31,6 +32,7 @@ __all__ = [
     "PET_CHANNEL",
     "PET_FILENAME_KEY",
     "AboveThreshold",
+    "ClassLocationsd",
     "ClipNormalization",
     "ClipNormalized",
     "CropBodyd",
@@ -43,5 +45,6 @@ __all__ = [
     "read_volume",
     "resample_onto_grid",
     "same_grid",
+    "sample_flat_indices",
     "voxel_spacing",
 ]
