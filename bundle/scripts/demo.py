@@ -36,7 +36,7 @@ SHAPE = (100, 100, 128)
 SPACING = (5.0, 5.0, 7.5)
 SMALL_MODEL = {
     "pixdim": list(SPACING),
-    "roi_size": [64, 64, 64],
+    "roi_size": [48, 48, 48],
     "features": [16, 32, 64, 128],
     "strides": [1, 2, 2, 2],
     "xlstm": "bot",
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", type=Path, default=Path("demo_work"), help="working folder (recreated)")
     parser.add_argument("--train-studies", type=int, default=24)
     parser.add_argument("--test-studies", type=int, default=6)
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--iterations", type=int, default=25, help="iterations per epoch")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
@@ -101,6 +101,8 @@ def main(argv: list[str] | None = None) -> None:
         "max_epochs": args.epochs,
         "iterations_per_epoch": args.iterations,
         "val_interval": max(1, args.epochs // 2),
+        "learning_rate": 0.003,
+        "warmup_epochs": 1,
         "num_workers": 2,
         "cache_rate": 1.0,
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from monai.data import MetaTensor
 from torch import nn
 
 from scripts.networks.decoder import UNetDecoder
@@ -124,6 +125,8 @@ class BiXLSTMResUNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         """Logits ``(B, out_channels, D, H, W)``, or in training with deep supervision a list, full resolution first."""
         self.check_input_shape(x.shape)
+        if isinstance(x, MetaTensor):  # plain tensors inside: MetaTensor's per-op bookkeeping costs ~10x on CPU
+            x = x.as_tensor()
         return self.decoder(self.encoder(x))
 
     def encoder_state_dict(self) -> dict[str, torch.Tensor]:
