@@ -19,9 +19,10 @@ from scipy import ndimage
 
 from scripts.atomic_io import save_nifti
 from scripts.errors import InputDataError
+from scripts.file_layout import NNUNET_PET_SUFFIX
 from scripts.volume_checks import check_image
 
-PET_SUFFIX = "_0001.nii.gz"
+PET_SUFFIX = NNUNET_PET_SUFFIX + ".nii.gz"
 
 
 def threshold_segmentation(

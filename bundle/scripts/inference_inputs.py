@@ -15,31 +15,24 @@ Items are ``{"image": [ct, pet] | path, "case": name}``, plus ``"label"`` where 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 from monai.data import load_decathlon_datalist
 
 from scripts.errors import InputDataError
+from scripts.file_layout import (
+    NNUNET_CT_SUFFIX,
+    NNUNET_PET_SUFFIX,
+    RELEASE_CT_FILE,
+    RELEASE_LABEL_FILE,
+    RELEASE_PET_FILE,
+    safe_name,
+    strip_nifti_suffix,
+)
 
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
-CT_CHANNEL = "_0000"
-PET_CHANNEL = "_0001"
-RELEASE_CT, RELEASE_PET, RELEASE_SEG = "CTres.nii.gz", "SUV.nii.gz", "SEG.nii.gz"
-
-
-def strip_nifti_suffix(name: str) -> str:
-    """``case_0000.nii.gz`` -> ``case_0000``."""
-    for suffix in NIFTI_SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
-def safe_name(text: str) -> str:
-    """File-name-safe form of a study name: runs of characters outside ``[A-Za-z0-9._-]`` become ``_``."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "case"
+CT_CHANNEL, PET_CHANNEL = NNUNET_CT_SUFFIX, NNUNET_PET_SUFFIX
+RELEASE_CT, RELEASE_PET, RELEASE_SEG = RELEASE_CT_FILE, RELEASE_PET_FILE, RELEASE_LABEL_FILE
 
 
 def study_name(image_path: str | Path) -> str:

@@ -23,10 +23,11 @@ import nibabel as nib
 import numpy as np
 
 from scripts.errors import InputDataError
+from scripts.file_layout import NIFTI_SUFFIXES, RELEASE_CT_FILE, RELEASE_LABEL_FILE, RELEASE_PET_FILE
 from scripts.splits import PATIENTS_FILE, check_patient_map, patient_of_case, read_json
 from scripts.volume_checks import check_affine, check_image, check_label, check_overlap
 
-CT_FILE, PET_FILE, LABEL_FILE = "CTres.nii.gz", "SUV.nii.gz", "SEG.nii.gz"
+CT_FILE, PET_FILE, LABEL_FILE = RELEASE_CT_FILE, RELEASE_PET_FILE, RELEASE_LABEL_FILE
 RELEASE_FILES = {
     CT_FILE: "the CT resampled to the PET grid",
     PET_FILE: "the PET in SUV",
@@ -35,7 +36,7 @@ RELEASE_FILES = {
 # Also in TCIA-derived study folders, but not substitutes for the files above: never suggest them as such.
 OTHER_RELEASE_FILES = frozenset({"CT.nii.gz", "PET.nii.gz"})
 NNUNET_MARKERS = ("dataset.json", "imagesTr", "labelsTr")
-NIFTI_ENDINGS = (".nii.gz", ".nii")
+NIFTI_ENDINGS = NIFTI_SUFFIXES
 CT_CHANNEL, PET_CHANNEL = "0000", "0001"
 # A mask may differ from the CT grid by float32 rounding of the header; PET must match as closely as MONAI's
 # channel stacking demands (np.allclose defaults), otherwise it is resampled.

@@ -11,6 +11,14 @@ from monai.data import MetaTensor
 from monai.transforms import LoadImage
 
 from scripts.errors import InputDataError
+from scripts.file_layout import (
+    NIFTI_SUFFIXES,
+    NNUNET_CT_SUFFIX,
+    NNUNET_PET_SUFFIX,
+    RELEASE_CT_FILE,
+    RELEASE_PET_FILE,
+    strip_nifti_suffix,
+)
 
 CT_CHANNEL = 0
 """Channel of the CT (HU) in the 2-channel image."""
@@ -18,9 +26,7 @@ PET_CHANNEL = 1
 """Channel of the PET (SUV) in the 2-channel image."""
 CHANNEL_NAMES = ("CT", "PET")
 
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
-NNUNET_CT_SUFFIX, NNUNET_PET_SUFFIX = "_0000", "_0001"
-AUTOPET_CT_NAME, AUTOPET_PET_NAME = "CTres", "SUV"
+AUTOPET_CT_NAME, AUTOPET_PET_NAME = strip_nifti_suffix(RELEASE_CT_FILE), strip_nifti_suffix(RELEASE_PET_FILE)
 
 PathLike = str | os.PathLike
 
