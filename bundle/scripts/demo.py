@@ -36,10 +36,11 @@ SHAPE = (100, 100, 128)
 SPACING = (5.0, 5.0, 7.5)
 SMALL_MODEL = {
     "pixdim": list(SPACING),
-    "roi_size": [48, 48, 48],
+    "roi_size": [32, 32, 32],
     "features": [16, 32, 64, 128],
     "strides": [1, 2, 2, 2],
     "xlstm": "bot",
+    "sw_overlap": 0.25,
 }
 
 
@@ -67,9 +68,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path("demo_work"), help="working folder (recreated)")
     parser.add_argument("--train-studies", type=int, default=24)
-    parser.add_argument("--test-studies", type=int, default=6)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--iterations", type=int, default=25, help="iterations per epoch")
+    parser.add_argument("--test-studies", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--iterations", type=int, default=40, help="iterations per epoch")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -100,7 +101,8 @@ def main(argv: list[str] | None = None) -> None:
         "fold": 0,
         "max_epochs": args.epochs,
         "iterations_per_epoch": args.iterations,
-        "val_interval": max(1, args.epochs // 2),
+        "val_interval": args.epochs,
+        "pos_neg_ratio": [2, 1],
         "learning_rate": 0.003,
         "warmup_epochs": 1,
         "num_workers": 2,
