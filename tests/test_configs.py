@@ -59,3 +59,19 @@ def test_metadata_verifies_offline_against_the_model_zoo_schema(bundle_root, sha
     verify_metadata(meta_file=str(bundle_root / "configs" / "metadata.json"), filepath=str(schema))
     metadata = json.loads((bundle_root / "configs" / "metadata.json").read_text())
     assert metadata["version"] in metadata["changelog"]
+
+
+def test_metadata_pins_the_same_versions_as_requirements(bundle_root):
+    """The zoo installs exactly what metadata.json lists: it must match what the project is tested with."""
+    repo = bundle_root.parent
+    pins = {}
+    for line in (repo / "requirements.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if "==" in line:
+            name, version = line.split("==")
+            pins[name.strip().lower()] = version.strip()
+    metadata = json.loads((bundle_root / "configs" / "metadata.json").read_text())
+    assert metadata["monai_version"] == pins.pop("monai")
+    assert metadata["numpy_version"] == pins.pop("numpy")
+    assert metadata["pytorch_version"] == "2.13.0"
+    assert {k.lower(): v for k, v in metadata["required_packages_version"].items()} == pins
