@@ -75,3 +75,18 @@ def test_metadata_pins_the_same_versions_as_requirements(bundle_root):
     assert metadata["numpy_version"] == pins.pop("numpy")
     assert metadata["pytorch_version"] == "2.13.0"
     assert {k.lower(): v for k, v in metadata["required_packages_version"].items()} == pins
+
+
+@pytest.mark.parametrize("variant", ["bot", "enc", "none"])
+def test_verify_net_in_out_passes_for_each_variant(bundle_root, variant, monkeypatch):
+    """The model zoo's shape check: metadata's input shape through network_def gives 2 channels, float32."""
+    from monai.bundle import verify_net_in_out
+
+    monkeypatch.chdir(bundle_root)
+    verify_net_in_out(
+        net_id="network_def",
+        meta_file="configs/metadata.json",
+        config_file="configs/inference.json",
+        device="cpu",
+        xlstm=variant,
+    )
