@@ -115,3 +115,35 @@ def test_evaluate_scores_every_validation_study(trained, dataset, bundle_root, t
     assert sorted(row.split(",")[0] for row in rows[1:]) == sorted(item["case"] for item in validation)
     summary = json.loads((out / "metrics_summary.json").read_text())
     assert summary["cases"] == len(validation)
+
+
+def test_multi_gpu_overlay_trains_two_ranks_with_torchrun_on_cpu(dataset, bundle_root, tmp_path):
+    """DDP through torchrun with gloo: both ranks step, and only rank 0 writes a checkpoint."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = tmp_path / "ddp"
+    overrides = {**TINY, "bundle_root": str(root), "dataset_dir": str(dataset), "max_epochs": 1}
+    overrides["iterations_per_epoch"] = 2
+    command = [
+        str(Path(sys.executable).with_name("torchrun")),
+        "--standalone",
+        "--nnodes=1",
+        "--nproc_per_node=2",
+        "-m",
+        "monai.bundle",
+        "run",
+        "--config_file",
+        "['configs/train.json','configs/multi_gpu_train.json']",
+    ]
+    for key, value in overrides.items():
+        command += [f"--{key}", json.dumps(value)]
+    result = subprocess.run(command, cwd=bundle_root, capture_output=True, text=True, timeout=600)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-3000:]
+    completed = [line for line in log.splitlines() if "SupervisedTrainer" in line and "Epoch[1] Complete" in line]
+    assert len(completed) == 2, "both ranks must finish their epoch"
+    assert sorted(p.name for p in (root / "models" / "fold0").iterdir()) == ["last_checkpoint_epoch=1.pt", "model.pt"]
+    state = torch.load(root / "models" / "fold0" / "model.pt", weights_only=True)
+    assert not any(key.startswith("module.") for key in state), "rank 0 saves the unwrapped network"
