@@ -115,6 +115,9 @@ def test_evaluate_scores_every_validation_study(trained, dataset, bundle_root, t
     assert sorted(row.split(",")[0] for row in rows[1:]) == sorted(item["case"] for item in validation)
     summary = json.loads((out / "metrics_summary.json").read_text())
     assert summary["cases"] == len(validation)
+    cases = sorted(item["case"] for item in validation)
+    assert sorted(p.stem for p in (out / "figures").glob("*.png")) == cases
+    assert sorted(p.name for p in (out / "lesions").glob("*_lesions.json")) == [f"{c}_lesions.json" for c in cases]
 
 
 def test_multi_gpu_overlay_trains_two_ranks_with_torchrun_on_cpu(dataset, bundle_root, tmp_path):

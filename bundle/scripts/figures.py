@@ -39,7 +39,7 @@ from scipy import ndimage
 from scripts.atomic_io import atomic_path
 from scripts.autopet_metrics import CONNECTIVITY_18, affine_voxel_volume_ml, case_metrics, foreground_boxes
 from scripts.errors import InputDataError
-from scripts.inference_inputs import find_inference_items, study_name
+from scripts.inference_inputs import ct_and_pet_paths, find_inference_items, study_name
 from scripts.volume_checks import check_image, check_label
 
 PathLike = str | os.PathLike
@@ -399,13 +399,6 @@ def render_study_figure(
     return Path(out_png)
 
 
-def _ct_and_pet(item: Mapping) -> tuple[str, str]:
-    image = item.get("image")
-    if isinstance(image, (str, os.PathLike)) or not isinstance(image, Sequence) or len(image) != 2:
-        raise InputDataError(str(image), "figures need the CT and the PET as two files (image: [ct, pet])")
-    return str(image[0]), str(image[1])
-
-
 def render_figures(
     items: Iterable[Mapping],
     pred_dir: PathLike | None,
@@ -427,7 +420,7 @@ def render_figures(
     """
     written = []
     for item in items:
-        ct, pet = _ct_and_pet(item)
+        ct, pet = ct_and_pet_paths(item)
         name = study_name(ct)
         pred = None if pred_dir is None else Path(pred_dir) / f"{name}.nii.gz"
         written.append(

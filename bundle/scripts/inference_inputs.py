@@ -15,6 +15,7 @@ Items are ``{"image": [ct, pet] | path, "case": name}``, plus ``"label"`` where 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from scripts.file_layout import (
     safe_name,
     strip_nifti_suffix,
 )
+from scripts.transforms import find_pet_partner
 
 CT_CHANNEL, PET_CHANNEL = NNUNET_CT_SUFFIX, NNUNET_PET_SUFFIX
 RELEASE_CT, RELEASE_PET, RELEASE_SEG = RELEASE_CT_FILE, RELEASE_PET_FILE, RELEASE_LABEL_FILE
@@ -48,6 +50,20 @@ def study_name(image_path: str | Path) -> str:
     if stem.endswith(CT_CHANNEL):
         return stem[: -len(CT_CHANNEL)]
     return stem
+
+
+def ct_and_pet_paths(item: Mapping[str, Any]) -> tuple[str, str]:
+    """The CT and PET files of a data item: ``[ct, pet]``, or one CT path whose PET partner is found by name.
+
+    Raises:
+        InputDataError: the item holds one 2-channel file (no separate PET file) or no PET partner exists.
+    """
+    image = item.get("image")
+    if isinstance(image, (list, tuple)) and len(image) == 2:
+        return str(image[0]), str(image[1])
+    if isinstance(image, (str, Path)):
+        return str(image), str(find_pet_partner(image))
+    raise InputDataError(str(image), "expected [ct, pet] files or one CT file with a PET partner")
 
 
 def output_name_formatter(metadict: dict, saver: Any) -> dict:

@@ -18,9 +18,10 @@ from __future__ import annotations
 import argparse
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -29,6 +30,7 @@ from scipy import ndimage
 
 from scripts.atomic_io import write_csv, write_json
 from scripts.errors import InputDataError
+from scripts.inference_inputs import ct_and_pet_paths, study_name
 from scripts.volume_checks import check_image, check_label
 
 PEAK_SPHERE_ML = 1.0
@@ -137,6 +139,18 @@ def quantify_files(
     fields = list(Lesion.__dataclass_fields__)
     write_csv(rows, Path(out_json).with_suffix(".csv"), fieldnames=fields)
     return result
+
+
+def quantify_predictions(
+    items: Sequence[Mapping[str, Any]], pred_dir: str | os.PathLike, out_dir: str | os.PathLike
+) -> list[StudyQuantification]:
+    """Quantify ``pred_dir/<study>.nii.gz`` of every data item into ``out_dir/<study>_lesions.{json,csv}``."""
+    results = []
+    for item in items:
+        ct, pet = ct_and_pet_paths(item)
+        name = study_name(ct)
+        results.append(quantify_files(Path(pred_dir) / f"{name}.nii.gz", pet, Path(out_dir) / f"{name}_lesions.json"))
+    return results
 
 
 def main(argv: Sequence[str] | None = None) -> int:
