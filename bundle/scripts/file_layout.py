@@ -19,5 +19,5 @@ def strip_nifti_suffix(name: str) -> str:
 
 
 def safe_name(text: str) -> str:
-    """File-name-safe form of a study name: runs of characters outside ``[A-Za-z0-9._-]`` become ``_``."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "case"
+    """File-name-safe study name: runs of characters outside ``[A-Za-z0-9._-]`` become ``_``; never empty or hidden."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "case"

@@ -40,9 +40,9 @@ from scripts.autopet_metrics import (
     summarize,
 )
 from scripts.errors import InputDataError
+from scripts.file_layout import NIFTI_SUFFIXES, strip_nifti_suffix
 from scripts.volume_checks import spatial_shape
 
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
 CASE_COLUMNS = ("dice", "fpv_ml", "fnv_ml")
 INTERACTIVE_COLUMNS = ("auc_dice", "auc_fpv_ml", "auc_fnv_ml", "dice_last", "fpv_ml_last", "fnv_ml_last")
 AFFINE_TOLERANCE_MM = 1e-3
@@ -61,11 +61,7 @@ class Mask:
 
 def case_id(path: str | Path) -> str:
     """Case name of a NIfTI file: its name without ``.nii.gz`` / ``.nii``."""
-    name = Path(path).name
-    for suffix in NIFTI_SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
+    return strip_nifti_suffix(Path(path).name)
 
 
 def load_mask(path: str | Path) -> Mask:

@@ -23,7 +23,7 @@ import nibabel as nib
 import numpy as np
 
 from scripts.errors import InputDataError
-from scripts.file_layout import NIFTI_SUFFIXES, RELEASE_CT_FILE, RELEASE_LABEL_FILE, RELEASE_PET_FILE
+from scripts.file_layout import NIFTI_SUFFIXES, RELEASE_CT_FILE, RELEASE_LABEL_FILE, RELEASE_PET_FILE, safe_name
 from scripts.splits import PATIENTS_FILE, check_patient_map, patient_of_case, read_json
 from scripts.volume_checks import check_affine, check_image, check_label, check_overlap
 
@@ -80,8 +80,8 @@ class NnunetDataset:
 
 
 def sanitise_case_id(name: str) -> str:
-    """File-name-safe case id: runs of characters outside ``[A-Za-z0-9._-]`` become ``_``; never empty or hidden."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "case"
+    """File-name-safe case id (see :func:`scripts.file_layout.safe_name`)."""
+    return safe_name(name)
 
 
 def unique_case_ids(names: Sequence[str]) -> list[str]:
