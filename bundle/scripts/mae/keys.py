@@ -1,0 +1,22 @@
+# Copyright (c) 2026 the petct-bixlstm-bundle authors. Licensed under the Apache License, Version 2.0.
+"""Names shared by the MAE pieces: data keys, the reconstruction-target dictionary, DDP unwrapping."""
+
+from __future__ import annotations
+
+from torch import nn
+
+TARGET_KEY = "target"
+"""Data key (and key of the loss's target dictionary) of the clean, unmasked image."""
+MASK_KEY = "mask"
+"""Data key of the per-channel mask [C, X, Y, Z]: 1 where a voxel is hidden from the network and scored."""
+VALID_KEY = "channel_valid"
+"""Data key of the per-channel validity flags [C]: 1 for a modality the study has, 0 for a missing one."""
+PET_KEY = "pet"
+"""Datalist key that names a study's PET file; ``null`` marks a CT-only study."""
+
+
+def unwrap_parallel(module: nn.Module) -> nn.Module:
+    """The network inside ``DistributedDataParallel`` / ``DataParallel`` wrappers (``module`` itself otherwise)."""
+    while isinstance(module, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+        module = module.module
+    return module
