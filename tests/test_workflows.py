@@ -150,3 +150,54 @@ def test_multi_gpu_overlay_trains_two_ranks_with_torchrun_on_cpu(dataset, bundle
     assert sorted(p.name for p in (root / "models" / "fold0").iterdir()) == ["last_checkpoint_epoch=1.pt", "model.pt"]
     state = torch.load(root / "models" / "fold0" / "model.pt", weights_only=True)
     assert not any(key.startswith("module.") for key in state), "rank 0 saves the unwrapped network"
+
+
+def test_training_from_an_mae_encoder_loads_it_whole_and_warmup_keeps_it_frozen(dataset, bundle_root, tmp_path):
+    from scripts.mae import MAEReconstructor, save_encoder_checkpoint
+
+    torch.manual_seed(1)
+    mae = MAEReconstructor(features=TINY["features"], strides=TINY["strides"])
+    checkpoint = save_encoder_checkpoint(mae, tmp_path / "mae_encoder.pt")
+    root = tmp_path / "finetune"
+    workflow = _workflow(
+        bundle_root,
+        "train",
+        "train.json",
+        root,
+        dataset,
+        max_epochs=1,
+        iterations_per_epoch=2,
+        pretrained_encoder=str(checkpoint),
+        encoder_warmup_epochs=1,
+    )
+    workflow.run()
+    workflow.finalize()
+    trained = torch.load(root / "models" / "fold0" / "model.pt", weights_only=True)
+    pretrained = mae.encoder_state_dict()
+    assert pretrained and set(pretrained) <= set(trained)
+    assert any(".xlstm" in key or "bixlstm" in key.lower() or "pairs" in key for key in pretrained)
+    for key, value in pretrained.items():
+        torch.testing.assert_close(trained[key], value, msg=f"{key} changed: not loaded, or not frozen")
+
+
+def test_a_checkpoint_that_does_not_cover_the_encoder_fails_loudly(dataset, bundle_root, tmp_path):
+    from scripts.errors import InputDataError
+
+    wrong = tmp_path / "not_an_encoder.pt"
+    torch.save({"model": {"decoder.head.weight": torch.zeros(2, 8, 1, 1, 1)}}, wrong)
+    workflow = _workflow(
+        bundle_root,
+        "train",
+        "train.json",
+        tmp_path / "run",
+        dataset,
+        max_epochs=1,
+        iterations_per_epoch=1,
+        pretrained_encoder=str(wrong),
+    )
+    with pytest.raises(RuntimeError) as raised:  # MONAI wraps errors raised inside config expressions
+        workflow.run()
+    cause = raised.value
+    while cause is not None and not isinstance(cause, InputDataError):
+        cause = cause.__cause__
+    assert cause is not None and "not_an_encoder.pt" in str(cause) and "encoder" in cause.problem
