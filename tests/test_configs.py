@@ -6,7 +6,12 @@ import os
 import pytest
 from monai.bundle import ConfigParser
 
-WORKFLOWS = {"train.json": "training", "inference.json": "inference", "evaluate.json": "evaluating"}
+WORKFLOWS = {
+    "train.json": "training",
+    "pretrain.json": "training",
+    "inference.json": "inference",
+    "evaluate.json": "evaluating",
+}
 SHARED_IDS = ("network_def", "preprocessing_transforms", "pixdim", "roi_size", "features", "strides", "xlstm")
 
 

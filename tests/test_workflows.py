@@ -201,3 +201,33 @@ def test_a_checkpoint_that_does_not_cover_the_encoder_fails_loudly(dataset, bund
     while cause is not None and not isinstance(cause, InputDataError):
         cause = cause.__cause__
     assert cause is not None and "not_an_encoder.pt" in str(cause) and "encoder" in cause.problem
+
+
+def test_pretrain_on_pet_ct_and_ct_only_writes_an_encoder_that_fine_tuning_loads(dataset, bundle_root, tmp_path):
+    from scripts.mae import load_pretrained_encoder, pretraining_datalist
+    from scripts.networks import BiXLSTMResUNet
+
+    cases = json.loads((dataset / "datalist_all.json").read_text())["training"]
+    pairs = [[str(dataset / p) for p in item["image"]] for item in cases[:4]]
+    ct_only = [str(dataset / item["image"][0]) for item in cases[4:]]
+    datalist = tmp_path / "pretrain.json"
+    datalist.write_text(json.dumps(pretraining_datalist(pairs, ct_only)))
+    root = tmp_path / "mae_run"
+    workflow = _workflow(
+        bundle_root,
+        "train",
+        "pretrain.json",
+        root,
+        dataset,
+        datalist=str(datalist),
+        max_epochs=1,
+        iterations_per_epoch=2,
+        mask_block_size=8,
+    )
+    workflow.run()
+    workflow.finalize()
+    encoder = root / "models" / "mae" / "encoder.pt"
+    assert encoder.is_file() and (root / "models" / "mae" / "last_checkpoint_epoch=1.pt").is_file()
+    network = BiXLSTMResUNet(features=TINY["features"], strides=TINY["strides"])
+    report = load_pretrained_encoder(network, encoder)
+    assert report.complete and report.num_loaded == len(network.encoder_state_dict())
