@@ -18,6 +18,7 @@ import numpy as np
 from scipy import ndimage
 
 from scripts.atomic_io import save_nifti
+from scripts.autopet_metrics import CONNECTIVITY_18
 from scripts.errors import InputDataError
 from scripts.file_layout import NNUNET_PET_SUFFIX
 from scripts.volume_checks import check_image
@@ -30,7 +31,7 @@ def threshold_segmentation(
 ) -> np.ndarray:
     """Binary uint8 mask of voxels with SUV >= ``suv_threshold``, without components smaller than ``min_ml``."""
     mask = suv >= suv_threshold
-    labels, count = ndimage.label(mask, structure=ndimage.generate_binary_structure(3, 2))
+    labels, count = ndimage.label(mask, structure=CONNECTIVITY_18)
     if count == 0:
         return mask.astype(np.uint8)
     sizes_ml = np.bincount(labels.ravel())[1:] * voxel_ml

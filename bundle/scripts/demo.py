@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 from monai.bundle import run as run_bundle
 
 from scripts.atomic_io import write_json
@@ -76,7 +75,6 @@ def main(argv: list[str] | None = None) -> None:
         "--tta-axes", type=int, nargs="*", default=[0], help="flip TTA axes (the bundle default is 0 1 2: 8 passes)"
     )
     args = parser.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
 
     work = args.work.resolve()
     shutil.rmtree(work, ignore_errors=True)

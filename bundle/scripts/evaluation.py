@@ -12,11 +12,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from scripts.atomic_io import write_csv, write_json
-from scripts.autopet_metrics import case_prefix, summarize
+from scripts.autopet_metrics import case_prefix
 from scripts.errors import InputDataError
 from scripts.inference_inputs import study_name
-from scripts.metrics import CASE_COLUMNS, format_table, json_ready, score_cohort, sibling, summary_table
+from scripts.metrics import CASE_COLUMNS, report_scores, score_cohort
 
 TRACERS = ("fdg", "psma")
 
@@ -48,14 +47,7 @@ def score_predictions(
     """
     rows = score_cohort(prediction_pairs(items, pred_dir))
     by_tracer = all(case_prefix(row["case"]) in TRACERS for row in rows)
-    summary = summarize(rows, CASE_COLUMNS, (lambda row: case_prefix(row["case"])) if by_tracer else None)
-    summary = {"pred_dir": str(pred_dir), "positive_cases": summary["metrics"]["dice"]["n"], **summary}
-    out_csv = Path(out_csv)
-    write_csv(rows, out_csv)
-    write_json(json_ready(summary), sibling(out_csv, "summary", ".json"))
-    if verbose:
-        header = ["case", *CASE_COLUMNS, "gt_ml"]
-        print(format_table(header, [[row["case"], *(row[c] for c in CASE_COLUMNS), row["gt_ml"]] for row in rows]))
-        print()
-        print(summary_table(summary, CASE_COLUMNS))
+    group_of = (lambda row: case_prefix(row["case"])) if by_tracer else None
+    context = {"pred_dir": str(pred_dir)}
+    summary, _ = report_scores(rows, CASE_COLUMNS, Path(out_csv), group_of, context, verbose, verbose)
     return summary

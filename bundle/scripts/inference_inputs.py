@@ -33,9 +33,6 @@ from scripts.file_layout import (
 )
 from scripts.transforms import find_pet_partner
 
-CT_CHANNEL, PET_CHANNEL = NNUNET_CT_SUFFIX, NNUNET_PET_SUFFIX
-RELEASE_CT, RELEASE_PET, RELEASE_SEG = RELEASE_CT_FILE, RELEASE_PET_FILE, RELEASE_LABEL_FILE
-
 
 def study_name(image_path: str | Path) -> str:
     """The output name of a study from its CT (or 2-channel) file path.
@@ -45,10 +42,10 @@ def study_name(image_path: str | Path) -> str:
     """
     path = Path(image_path)
     stem = strip_nifti_suffix(path.name)
-    if path.name == RELEASE_CT:
+    if path.name == RELEASE_CT_FILE:
         return safe_name(f"{path.parent.parent.name}_{path.parent.name}")
-    if stem.endswith(CT_CHANNEL):
-        return stem[: -len(CT_CHANNEL)]
+    if stem.endswith(NNUNET_CT_SUFFIX):
+        return stem[: -len(NNUNET_CT_SUFFIX)]
     return stem
 
 
@@ -76,9 +73,9 @@ def output_name_formatter(metadict: dict, saver: Any) -> dict:
 
 def _nnunet_items(images_dir: Path, labels_dir: Path | None) -> list[dict]:
     items = []
-    for ct in sorted(images_dir.glob(f"*{CT_CHANNEL}.nii.gz")):
+    for ct in sorted(images_dir.glob(f"*{NNUNET_CT_SUFFIX}.nii.gz")):
         case = study_name(ct)
-        pet = ct.with_name(f"{case}{PET_CHANNEL}.nii.gz")
+        pet = ct.with_name(f"{case}{NNUNET_PET_SUFFIX}.nii.gz")
         if not pet.is_file():
             raise InputDataError(pet, f"PET channel of case {case!r} is missing")
         item: dict = {"image": [str(ct), str(pet)], "case": case}
@@ -89,12 +86,13 @@ def _nnunet_items(images_dir: Path, labels_dir: Path | None) -> list[dict]:
 
 
 def _release_item(study_dir: Path) -> dict:
-    pet = study_dir / RELEASE_PET
+    pet = study_dir / RELEASE_PET_FILE
     if not pet.is_file():
         raise InputDataError(pet, "PET (SUV.nii.gz) of this study is missing")
-    item: dict = {"image": [str(study_dir / RELEASE_CT), str(pet)], "case": study_name(study_dir / RELEASE_CT)}
-    if (study_dir / RELEASE_SEG).is_file():
-        item["label"] = str(study_dir / RELEASE_SEG)
+    ct = study_dir / RELEASE_CT_FILE
+    item: dict = {"image": [str(ct), str(pet)], "case": study_name(ct)}
+    if (study_dir / RELEASE_LABEL_FILE).is_file():
+        item["label"] = str(study_dir / RELEASE_LABEL_FILE)
     return item
 
 
@@ -113,16 +111,17 @@ def find_inference_items(source: str | Path, datalist_key: str = "testing") -> l
         return items
     if path.is_file():
         return [{"image": str(path), "case": study_name(path)}]
-    if (path / RELEASE_CT).is_file():
+    if (path / RELEASE_CT_FILE).is_file():
         return [_release_item(path)]
     for images, labels in (("imagesTs", "labelsTs"), ("imagesTr", "labelsTr")):
         if (path / images).is_dir():
             items = _nnunet_items(path / images, path / labels)
             if items:
                 return items
-    items = _nnunet_items(path, None) or [_release_item(ct.parent) for ct in sorted(path.rglob(RELEASE_CT))]
+    items = _nnunet_items(path, None) or [_release_item(ct.parent) for ct in sorted(path.rglob(RELEASE_CT_FILE))]
     if not items:
         raise InputDataError(
-            path, f"no studies found (expected *{CT_CHANNEL}.nii.gz files or study folders with {RELEASE_CT})"
+            path,
+            f"no studies found (expected *{NNUNET_CT_SUFFIX}.nii.gz files or study folders with {RELEASE_CT_FILE})",
         )
     return items

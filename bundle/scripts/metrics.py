@@ -321,6 +321,33 @@ def _group_function(args: argparse.Namespace) -> Callable[[Mapping[str, Any]], s
     return None
 
 
+def report_scores(
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str],
+    out: Path,
+    group_of: Callable[[Mapping[str, Any]], str] | None = None,
+    context: Mapping[str, Any] | None = None,
+    show_cases: bool = True,
+    show_summary: bool = True,
+) -> tuple[dict[str, Any], Path]:
+    """Aggregate per-case rows as the challenge does, write ``out`` (CSV) and its ``*_summary.json``, print tables.
+
+    Returns:
+        (the summary, with ``context`` and the number of positive cases first; the summary file's path).
+    """
+    summary = summarize(rows, columns, group_of)
+    summary = {**(context or {}), "positive_cases": summary["metrics"][columns[0]]["n"], **summary}
+    write_csv(rows, out)
+    summary_path = write_json(json_ready(summary), sibling(out, "summary", ".json"))
+    if show_cases:
+        header = ["case", *columns, "gt_ml"]
+        print(format_table(header, [[r["case"], *(r[c] for c in columns), r["gt_ml"]] for r in rows]))
+        print()
+    if show_summary:
+        print(summary_table(summary, columns))
+    return summary, summary_path
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Score, write the CSV(s) and the summary, print the tables; returns the summary."""
     group_of = _group_function(args)
@@ -333,22 +360,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         columns = CASE_COLUMNS
     if group_of is not None:
         rows = [{"case": row["case"], "group": group_of(row), **row} for row in rows]
-    summary = summarize(rows, columns, (lambda row: row["group"]) if group_of else None)
-    summary = {
-        "gt": str(args.gt),
-        "pred": str(args.pred),
-        "interactive": bool(args.interactive),
-        "positive_cases": summary["metrics"][columns[0]]["n"],
-        **summary,
-    }
-    write_csv(rows, args.out)
-    summary_path = write_json(json_ready(summary), sibling(args.out, "summary", ".json"))
-    if not args.quiet:
-        print(
-            format_table(["case", *columns, "gt_ml"], [[r["case"], *(r[c] for c in columns), r["gt_ml"]] for r in rows])
-        )
-        print()
-    print(summary_table(summary, columns))
+    summary, summary_path = report_scores(
+        rows,
+        columns,
+        args.out,
+        (lambda row: row["group"]) if group_of else None,
+        {"gt": str(args.gt), "pred": str(args.pred), "interactive": bool(args.interactive)},
+        show_cases=not args.quiet,
+    )
     print(f"\nper-case: {args.out}\nsummary:  {summary_path}")
     return summary
 

@@ -29,12 +29,12 @@ from nibabel.processing import resample_from_to
 from scipy import ndimage
 
 from scripts.atomic_io import write_csv, write_json
+from scripts.autopet_metrics import CONNECTIVITY_18
 from scripts.errors import InputDataError
 from scripts.inference_inputs import ct_and_pet_paths, study_name
 from scripts.volume_checks import check_image, check_label
 
 PEAK_SPHERE_ML = 1.0
-CONNECTIVITY_18 = ndimage.generate_binary_structure(3, 2)
 
 
 @dataclass(frozen=True)
