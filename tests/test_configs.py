@@ -1,46 +1,103 @@
-"""The bundle configs: they parse, share their common parts instead of copying them, and name their run aliases."""
+"""The bundle configs: each stands alone from any directory, they share one recipe, and name their run aliases."""
 
 import json
-import os
+from pathlib import Path
 
 import pytest
 from monai.bundle import ConfigParser
 
 WORKFLOWS = {
-    "train.json": "training",
-    "pretrain.json": "training",
-    "inference.json": "inference",
-    "evaluate.json": "evaluating",
+    ("train.json",): "training",
+    ("pretrain.json",): "training",
+    ("inference.json",): "inference",
+    ("inference.json", "evaluate.json"): "evaluating",
 }
-SHARED_IDS = ("network_def", "preprocessing_transforms", "pixdim", "roi_size", "features", "strides", "xlstm")
+CONFIG_FILES = sorted(p.name for p in (Path(__file__).parents[1] / "bundle" / "configs").glob("*.json"))
+STANDALONE = ("train.json", "pretrain.json", "inference.json")
+# Ids every standalone config declares identically (MONAI Label reads train.json and inference.json alone, so they
+# cannot pull them from a shared file); the preprocessing chain itself is one function, scripts.transforms.
+RECIPE_IDS = (
+    "imports",
+    "bundle_root",
+    "device",
+    "amp",
+    "image",
+    "label",
+    "pred",
+    "image_label",
+    "num_classes",
+    "pixdim",
+    "roi_size",
+    "ct_window_hu",
+    "ct_mean_std",
+    "pet_window_suv",
+    "pet_mean_std",
+    "body_threshold_hu",
+    "xlstm",
+    "features",
+    "strides",
+    "network_def",
+)
+SEGMENTATION_IDS = ("preprocessing_transforms", "sw_batch_size", "sw_overlap", "stitch_on_cpu_above_voxels", "inferer")
+CHECKPOINT_IDS = ("last_checkpoint", "resume_from", "resume_loader")
+
+
+def raw(bundle_root, name):
+    return json.loads((bundle_root / "configs" / name).read_text())
 
 
 def parse(bundle_root, *names):
     parser = ConfigParser()
     parser.read_config([str(bundle_root / "configs" / name) for name in names])
-    previous = os.getcwd()
-    os.chdir(bundle_root)
-    try:
-        parser.resolve_macro_and_relative_ids()
-    finally:
-        os.chdir(previous)
+    parser.resolve_macro_and_relative_ids()
     return parser
 
 
-@pytest.mark.parametrize("config, alias", sorted(WORKFLOWS.items()))
-def test_spelled_out_run_alias_runs_the_same_steps(bundle_root, config, alias):
-    parser = parse(bundle_root, config)
+def _strings(node):
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _strings(value)
+    elif isinstance(node, str):
+        yield node
+
+
+@pytest.mark.parametrize("configs, alias", sorted(WORKFLOWS.items()))
+def test_spelled_out_run_alias_runs_the_same_steps(bundle_root, configs, alias, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # any working directory: no macro may point at another file
+    parser = parse(bundle_root, *configs)
     assert parser.get(alias) == parser.get("run")
 
 
-@pytest.mark.parametrize("config", sorted(WORKFLOWS))
-def test_shared_parts_come_from_common_json(bundle_root, config):
-    raw = json.loads((bundle_root / "configs" / config).read_text())
-    for key in SHARED_IDS:
-        assert raw[key] == f"%configs/common.json::{key}", f"{config} must take {key} from common.json, not copy it"
-    parser = parse(bundle_root, config)
-    common = json.loads((bundle_root / "configs" / "common.json").read_text())
-    assert parser.get("network_def") == common["network_def"]
+@pytest.mark.parametrize("name", CONFIG_FILES)
+def test_no_config_refers_to_another_file(bundle_root, name):
+    macros = [s for s in _strings(raw(bundle_root, name)) if s.startswith("%") and "::" in s]
+    assert not macros, f"{name} pulls items from other files, which breaks MONAI Label and other working directories"
+
+
+@pytest.mark.parametrize("config", STANDALONE[1:])
+def test_standalone_configs_share_one_recipe(bundle_root, config):
+    train, other = raw(bundle_root, "train.json"), raw(bundle_root, config)
+    for key in RECIPE_IDS:
+        assert other[key] == train[key], f"{config} and train.json disagree on {key}"
+
+
+def test_training_validates_with_the_inference_preprocessing_and_inferer(bundle_root):
+    train, inference = raw(bundle_root, "train.json"), raw(bundle_root, "inference.json")
+    for key in SEGMENTATION_IDS:
+        assert inference[key] == train[key], f"inference.json and train.json disagree on {key}"
+
+
+def test_pretraining_normalises_like_training_and_checkpoints_alike(bundle_root):
+    train, pretrain = raw(bundle_root, "train.json"), raw(bundle_root, "pretrain.json")
+    for key in CHECKPOINT_IDS:
+        assert pretrain[key] == train[key], f"pretrain.json and train.json disagree on {key}"
+    own = {"loader", "label_key"}
+    shared = {k: v for k, v in train["preprocessing_transforms"].items() if k not in own}
+    assert {k: v for k, v in pretrain["preprocessing_transforms"].items() if k not in own} == shared
+    assert pretrain["preprocessing_transforms"]["label_key"] is None
 
 
 def test_adamw_overlay_replaces_optimizer_and_schedule(bundle_root):
@@ -83,15 +140,15 @@ def test_metadata_pins_the_same_versions_as_requirements(bundle_root):
 
 
 @pytest.mark.parametrize("variant", ["bot", "enc", "none"])
-def test_verify_net_in_out_passes_for_each_variant(bundle_root, variant, monkeypatch):
+def test_verify_net_in_out_passes_for_each_variant(bundle_root, variant, monkeypatch, tmp_path):
     """The model zoo's shape check: metadata's input shape through network_def gives 2 channels, float32."""
     from monai.bundle import verify_net_in_out
 
-    monkeypatch.chdir(bundle_root)
+    monkeypatch.chdir(tmp_path)
     verify_net_in_out(
         net_id="network_def",
-        meta_file="configs/metadata.json",
-        config_file="configs/inference.json",
+        meta_file=str(bundle_root / "configs" / "metadata.json"),
+        config_file=str(bundle_root / "configs" / "inference.json"),
         device="cpu",
         xlstm=variant,
     )

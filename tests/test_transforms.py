@@ -14,12 +14,9 @@ from monai.transforms import (
     AsDiscreted,
     Compose,
     EnsureChannelFirstd,
-    EnsureTyped,
     Invertd,
     LoadImaged,
-    Orientationd,
     SaveImaged,
-    Spacingd,
 )
 
 from scripts.atomic_io import save_nifti
@@ -32,6 +29,7 @@ from scripts.transforms import (
     LoadPetCtd,
     find_pet_partner,
     pet_partner_candidates,
+    petct_preprocessing,
     same_grid,
 )
 
@@ -108,18 +106,8 @@ def make_file(tmp_path_factory):
 
 
 def preprocessing() -> Compose:
-    """The composition the bundle configs use."""
-    return Compose(
-        [
-            LoadPetCtd(keys="image", label_key="label"),
-            Orientationd(keys=KEYS, axcodes="RAS", allow_missing_keys=True),
-            Spacingd(keys=KEYS, pixdim=PIXDIM, mode=["bilinear", "nearest"], allow_missing_keys=True),
-            CropBodyd(keys=KEYS, source_key="image", allow_missing_keys=True),
-            ClipNormalized(keys="image", channel=0),
-            ClipNormalized(keys="image", channel=1),
-            EnsureTyped(keys=KEYS, allow_missing_keys=True),
-        ]
-    )
+    """The composition every bundle config uses."""
+    return Compose(petct_preprocessing(pixdim=PIXDIM))
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:

@@ -44,23 +44,23 @@ def trained(dataset, tmp_path_factory, bundle_root):
 
 
 def _workflow(bundle_root, workflow_type, config, root, dataset, **override):
-    import os
-
-    previous = os.getcwd()
-    os.chdir(bundle_root)  # the configs' %configs/common.json macros are relative to the bundle directory
-    try:
-        workflow = ConfigWorkflow(
-            workflow_type=workflow_type,
-            config_file=str(bundle_root / "configs" / config),
-            meta_file=str(bundle_root / "configs" / "metadata.json"),
-            logging_file=str(bundle_root / "configs" / "logging.conf"),
-            **{**TINY, "bundle_root": str(root), "dataset_dir": str(dataset), **override},
-        )
-        workflow.initialize()
-    finally:
-        os.chdir(previous)
+    """A ConfigWorkflow built from a foreign working directory: the configs must not depend on it."""
+    configs = [str(bundle_root / "configs" / name) for name in ([config] if isinstance(config, str) else config)]
+    workflow = ConfigWorkflow(
+        workflow_type=workflow_type,
+        config_file=configs,
+        meta_file=str(bundle_root / "configs" / "metadata.json"),
+        logging_file=str(bundle_root / "configs" / "logging.conf"),
+        **{**TINY, "bundle_root": str(root), "dataset_dir": str(dataset), **override},
+    )
+    workflow.initialize()
     assert not workflow.check_properties(), workflow.check_properties()
     return workflow
+
+
+@pytest.fixture(autouse=True)
+def _foreign_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
 
 
 def test_train_writes_best_and_last_checkpoints(trained):
@@ -106,7 +106,8 @@ def test_inference_on_one_study_writes_its_mask_on_the_original_ct_grid(trained,
 
 def test_evaluate_scores_every_validation_study(trained, dataset, bundle_root, tmp_path):
     out = tmp_path / "eval"
-    workflow = _workflow(bundle_root, "eval", "evaluate.json", trained, dataset, output_dir=str(out), tta_axes=[0])
+    configs = ["inference.json", "evaluate.json"]
+    workflow = _workflow(bundle_root, "eval", configs, trained, dataset, output_dir=str(out), tta_axes=[0])
     workflow.run()
     workflow.finalize()
     validation = json.loads((dataset / "datalist_fold0.json").read_text())["validation"]
@@ -120,36 +121,64 @@ def test_evaluate_scores_every_validation_study(trained, dataset, bundle_root, t
     assert sorted(p.name for p in (out / "lesions").glob("*_lesions.json")) == [f"{c}_lesions.json" for c in cases]
 
 
-def test_multi_gpu_overlay_trains_two_ranks_with_torchrun_on_cpu(dataset, bundle_root, tmp_path):
-    """DDP through torchrun with gloo: both ranks step, and only rank 0 writes a checkpoint."""
+@pytest.fixture(scope="module")
+def pretraining_datalist(dataset, tmp_path_factory):
+    """Four PET/CT pairs and the other studies as CT-only scans."""
+    from scripts.mae import pretraining_datalist
+
+    cases = json.loads((dataset / "datalist_all.json").read_text())["training"]
+    pairs = [[str(dataset / p) for p in item["image"]] for item in cases[:4]]
+    ct_only = [str(dataset / item["image"][0]) for item in cases[4:]]
+    path = tmp_path_factory.mktemp("pretrain") / "pretrain_datalist.json"
+    path.write_text(json.dumps(pretraining_datalist(pairs, ct_only)))
+    return path
+
+
+def _torchrun(bundle_root, configs, overrides, cwd):
     import subprocess
     import sys
     from pathlib import Path
 
+    files = "[" + ",".join(repr(str(bundle_root / "configs" / name)) for name in configs) + "]"
+    command = [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nnodes=1", "--nproc_per_node=2"]
+    command += ["-m", "monai.bundle", "run", "--config_file", files]
+    for key, value in overrides.items():
+        command += [f"--{key}", json.dumps(value)]
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-3000:]
+    return log
+
+
+def test_multi_gpu_overlay_trains_two_ranks_with_torchrun_on_cpu(dataset, bundle_root, tmp_path):
+    """DDP through torchrun with gloo: both ranks step, and only rank 0 writes a checkpoint."""
     root = tmp_path / "ddp"
     overrides = {**TINY, "bundle_root": str(root), "dataset_dir": str(dataset), "max_epochs": 1}
     overrides["iterations_per_epoch"] = 2
-    command = [
-        str(Path(sys.executable).with_name("torchrun")),
-        "--standalone",
-        "--nnodes=1",
-        "--nproc_per_node=2",
-        "-m",
-        "monai.bundle",
-        "run",
-        "--config_file",
-        "['configs/train.json','configs/multi_gpu_train.json']",
-    ]
-    for key, value in overrides.items():
-        command += [f"--{key}", json.dumps(value)]
-    result = subprocess.run(command, cwd=bundle_root, capture_output=True, text=True, timeout=600)
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-3000:]
+    log = _torchrun(bundle_root, ["train.json", "multi_gpu_train.json"], overrides, cwd=tmp_path)
     completed = [line for line in log.splitlines() if "SupervisedTrainer" in line and "Epoch[1] Complete" in line]
     assert len(completed) == 2, "both ranks must finish their epoch"
     assert sorted(p.name for p in (root / "models" / "fold0").iterdir()) == ["last_checkpoint_epoch=1.pt", "model.pt"]
     state = torch.load(root / "models" / "fold0" / "model.pt", weights_only=True)
     assert not any(key.startswith("module.") for key in state), "rank 0 saves the unwrapped network"
+
+
+def test_multi_gpu_pretraining_writes_one_encoder_that_fine_tuning_loads(pretraining_datalist, bundle_root, tmp_path):
+    """DDP MAE pretraining through torchrun with gloo: both ranks step, rank 0 writes the encoder once."""
+    from scripts.mae import load_pretrained_encoder
+    from scripts.networks import BiXLSTMResUNet
+
+    root = tmp_path / "ddp_mae"
+    overrides = {**TINY, "bundle_root": str(root), "datalist": str(pretraining_datalist), "max_epochs": 1}
+    overrides.update(iterations_per_epoch=2, mask_block_size=8)
+    log = _torchrun(bundle_root, ["pretrain.json", "multi_gpu_pretrain.json"], overrides, cwd=tmp_path)
+    completed = [line for line in log.splitlines() if "SupervisedTrainer" in line and "Epoch[1] Complete" in line]
+    assert len(completed) == 2, "both ranks must finish their epoch"
+    files = sorted(p.name for p in (root / "models" / "mae").iterdir())
+    assert files == ["encoder.pt", "last_checkpoint_epoch=1.pt"]
+    network = BiXLSTMResUNet(features=TINY["features"], strides=TINY["strides"], xlstm="bot")
+    report = load_pretrained_encoder(network, root / "models" / "mae" / "encoder.pt")
+    assert report.complete and report.num_loaded == len(network.encoder_state_dict())
 
 
 def test_training_from_an_mae_encoder_loads_it_whole_and_warmup_keeps_it_frozen(dataset, bundle_root, tmp_path):
@@ -203,15 +232,12 @@ def test_a_checkpoint_that_does_not_cover_the_encoder_fails_loudly(dataset, bund
     assert cause is not None and "not_an_encoder.pt" in str(cause) and "encoder" in cause.problem
 
 
-def test_pretrain_on_pet_ct_and_ct_only_writes_an_encoder_that_fine_tuning_loads(dataset, bundle_root, tmp_path):
-    from scripts.mae import load_pretrained_encoder, pretraining_datalist
+def test_pretrain_on_pet_ct_and_ct_only_writes_an_encoder_that_fine_tuning_loads(
+    dataset, pretraining_datalist, bundle_root, tmp_path
+):
+    from scripts.mae import load_pretrained_encoder
     from scripts.networks import BiXLSTMResUNet
 
-    cases = json.loads((dataset / "datalist_all.json").read_text())["training"]
-    pairs = [[str(dataset / p) for p in item["image"]] for item in cases[:4]]
-    ct_only = [str(dataset / item["image"][0]) for item in cases[4:]]
-    datalist = tmp_path / "pretrain.json"
-    datalist.write_text(json.dumps(pretraining_datalist(pairs, ct_only)))
     root = tmp_path / "mae_run"
     workflow = _workflow(
         bundle_root,
@@ -219,7 +245,7 @@ def test_pretrain_on_pet_ct_and_ct_only_writes_an_encoder_that_fine_tuning_loads
         "pretrain.json",
         root,
         dataset,
-        datalist=str(datalist),
+        datalist=str(pretraining_datalist),
         max_epochs=1,
         iterations_per_epoch=2,
         mask_block_size=8,

@@ -30,7 +30,7 @@ from scripts.synthetic import generate_cohort
 
 BUNDLE_ROOT = Path(__file__).resolve().parents[1]
 
-# Small-CPU settings, passed to the bundle configs as overrides (the paper's are in configs/common.json).
+# Small-CPU settings, passed to the bundle configs as overrides (the paper's are the configs' defaults).
 SHAPE = (100, 100, 128)
 SPACING = (5.0, 5.0, 7.5)
 SMALL_MODEL = {
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
         "output_dir": str(eval_dir),
         "tta_axes": list(args.tta_axes),
     }
-    run_workflow(["evaluate.json"], eval_overrides)
+    run_workflow(["inference.json", "evaluate.json"], eval_overrides)
     print(f"({time.perf_counter() - t:.0f} s)")
 
     t = stage("5. the SUV >= 4 threshold baseline on the same studies")

@@ -1,7 +1,7 @@
 # Copyright (c) 2026 the petct-bixlstm-bundle authors. Licensed under the Apache License, Version 2.0.
 """PET/CT preprocessing transforms for the bundle configs, and the pieces they are built from.
 
-The configs compose, in this order (docs/preprocessing.md)::
+``petct_preprocessing`` builds, for every config, in this order (docs/preprocessing.md)::
 
     LoadPetCtd -> Orientationd("RAS") -> Spacingd([2.036, 2.036, 3.0]) -> CropBodyd -> ClipNormalized (CT, PET)
     -> EnsureTyped
@@ -21,9 +21,12 @@ from scripts.transforms.pet_ct_files import (
     pet_partner_candidates,
     read_volume,
 )
+from scripts.transforms.pipeline import PAPER_SPACING_MM, petct_preprocessing
 from scripts.transforms.sampling import ClassLocationsd, sample_flat_indices
 
 __all__ = [
+    "PAPER_SPACING_MM",
+    "petct_preprocessing",
     "BODY_MARGIN_VOXELS",
     "BODY_THRESHOLD_HU",
     "CHANNEL_NAMES",

@@ -1,0 +1,120 @@
+"""The bundle under MONAI Label's bundle contract, driven the way its ``BundleInferTask`` drives a bundle.
+
+MONAI Label (not installed here) reads ``configs/inference.json`` alone from its own working directory, forces
+``bundle_root``, instantiates ``network_def`` and loads ``models/model.pt`` into it, takes ``preprocessing``,
+``inferer`` and ``postprocessing`` with every ``SaveImaged`` removed, and calls ``inferer(image[None], network)``
+under ``torch.no_grad()`` on the one image path of a study (``../shared/notes/monai_bundle.md`` section 3.2).
+"""
+
+import shutil
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from monai.bundle import ConfigParser, run
+from monai.transforms import Compose, LoadImaged, SaveImaged
+
+from scripts.prepare import prepare_dataset
+from scripts.synthetic import generate_cohort
+
+TINY = {
+    "pixdim": [10.0, 10.0, 15.0],
+    "roi_size": [32, 32, 32],
+    "features": [8, 16, 32, 64],
+    "strides": [1, 2, 2, 2],
+    "tta_axes": [0],
+}
+
+
+@pytest.fixture(scope="module")
+def label_app_bundle(bundle_root, tmp_path_factory):
+    """A copy of the bundle as MONAI Label's app holds it (``model/<name>``), with weights in ``models/model.pt``."""
+    bundle = tmp_path_factory.mktemp("app") / "model" / "petct_lesion_segmentation"
+    shutil.copytree(bundle_root, bundle, ignore=shutil.ignore_patterns("models", "__pycache__", "eval", "runs"))
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "inference.json"))
+    parser.update(TINY)
+    torch.manual_seed(0)
+    network = parser.get_parsed_content("network_def")
+    (bundle / "models").mkdir()
+    torch.save(network.state_dict(), bundle / "models" / "model.pt")
+    return bundle
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """One synthetic study in the nnU-Net layout: the CT path ``<case>_0000.nii.gz`` with its PET ``_0001``."""
+    work = tmp_path_factory.mktemp("label_study")
+    generate_cohort(work / "raw", 2, seed=5, shape=(40, 40, 56), spacing=(10.0, 10.0, 15.0), negative_share=0.0)
+    folder = prepare_dataset(work / "raw", work / "nnunet", n_folds=2, seed=0).folder
+    return sorted((folder / "imagesTr").glob("*_0000.nii.gz"))[0]
+
+
+def _monai_label_infer(bundle, image_path):
+    """What BundleInferTask does with a bundle and one image path; returns the prediction and the parser."""
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "inference.json"))
+    parser.update({"bundle_root": str(bundle), "device": "$torch.device('cpu')", **TINY})
+    sys.path.insert(0, str(bundle))
+    try:
+        network = parser.get_parsed_content("network_def")
+        checkpoint = torch.load(bundle / "models" / "model.pt", map_location="cpu", weights_only=True)
+        incompatible = network.load_state_dict(checkpoint.get("model", checkpoint), strict=False)
+        network.eval()
+        pre = parser.get_parsed_content("preprocessing")
+        inferer = parser.get_parsed_content("inferer")
+        post = parser.get_parsed_content("postprocessing")
+    finally:
+        sys.path.remove(str(bundle))
+    kept = [t for t in post.transforms if not isinstance(t, SaveImaged)]
+    data = Compose(list(pre.transforms))({"image": str(image_path)})
+    with torch.no_grad():
+        data["pred"] = inferer(data["image"][None], network)[0]
+    data = Compose(kept)(data)
+    return data, incompatible, pre, post
+
+
+def test_inference_config_meets_the_label_contract(label_app_bundle, study, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MONAI Label's working directory is its app, not the bundle
+    data, incompatible, pre, post = _monai_label_infer(label_app_bundle, study)
+    assert not incompatible.missing_keys and not incompatible.unexpected_keys, "models/model.pt fits network_def"
+    assert type(post.transforms[-1]) is SaveImaged, "MONAI Label strips SaveImaged; it must come last"
+    assert not any(type(t) is LoadImaged for t in pre.transforms), "the PET/CT loader is ours, not LoadImaged"
+    ct = nib.load(str(study))
+    assert tuple(data["pred"].shape) == (1, *ct.shape), "the mask comes back on the CT grid"
+    np.testing.assert_allclose(np.asarray(data["pred"].affine), ct.affine, atol=1e-3)
+    assert set(np.unique(np.asarray(data["pred"]))) <= {0.0, 1.0}
+
+
+def test_monai_label_gives_the_mask_the_bundle_writes(label_app_bundle, study, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data, _, _, _ = _monai_label_infer(label_app_bundle, study)
+    out = tmp_path / "bundle_masks"
+    run(
+        config_file=str(label_app_bundle / "configs" / "inference.json"),
+        bundle_root=str(label_app_bundle),
+        input_path=str(study),
+        output_dir=str(out),
+        **TINY,
+    )
+    written = sorted(out.glob("*.nii.gz"))
+    assert len(written) == 1
+    mask = np.asarray(data["pred"])[0]
+    assert 0 < mask.sum() < mask.size, "a constant mask would make the comparison empty"
+    np.testing.assert_array_equal(np.asarray(nib.load(str(written[0])).dataobj), mask)
+
+
+def test_one_ct_path_without_a_pet_partner_fails_naming_the_file(label_app_bundle, study, tmp_path, monkeypatch):
+    lonely = tmp_path / "lonely_ct.nii.gz"
+    shutil.copy(study, lonely)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(Exception) as raised:
+        _monai_label_infer(label_app_bundle, lonely)
+    text = str(raised.value)
+    cause = raised.value.__cause__
+    while cause is not None:
+        text += str(cause)
+        cause = cause.__cause__
+    assert "lonely_ct.nii.gz" in text and "PET" in text
