@@ -44,12 +44,17 @@ def label_app_bundle(bundle_root, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    """One synthetic study in the nnU-Net layout: the CT path ``<case>_0000.nii.gz`` with its PET ``_0001``."""
+def dataset(tmp_path_factory):
+    """Synthetic studies in the nnU-Net layout: CT ``<case>_0000.nii.gz``, PET ``_0001``, label ``labelsTr``."""
     work = tmp_path_factory.mktemp("label_study")
-    generate_cohort(work / "raw", 2, seed=5, shape=(40, 40, 56), spacing=(10.0, 10.0, 15.0), negative_share=0.0)
-    folder = prepare_dataset(work / "raw", work / "nnunet", n_folds=2, seed=0).folder
-    return sorted((folder / "imagesTr").glob("*_0000.nii.gz"))[0]
+    generate_cohort(work / "raw", 3, seed=5, shape=(40, 40, 56), spacing=(10.0, 10.0, 15.0), negative_share=0.0)
+    return prepare_dataset(work / "raw", work / "nnunet", n_folds=3, seed=0).folder
+
+
+@pytest.fixture(scope="module")
+def study(dataset):
+    """One study as MONAI Label's datastore hands it over: the CT path, its PET partner beside it."""
+    return sorted((dataset / "imagesTr").glob("*_0000.nii.gz"))[0]
 
 
 def _monai_label_infer(bundle, image_path):
@@ -118,3 +123,25 @@ def test_one_ct_path_without_a_pet_partner_fails_naming_the_file(label_app_bundl
         text += str(cause)
         cause = cause.__cause__
     assert "lonely_ct.nii.gz" in text and "PET" in text
+
+
+def test_monai_label_training_reads_train_json_alone_with_datastore_items(
+    label_app_bundle, dataset, tmp_path, monkeypatch
+):
+    """BundleTrainTask's single-GPU call: train.json alone, datastore items {image: one path, label}, its overrides."""
+    cts = sorted((dataset / "imagesTr").glob("*_0000.nii.gz"))
+    items = [{"image": str(ct), "label": str(dataset / "labelsTr" / ct.name.replace("_0000", ""))} for ct in cts]
+    root = tmp_path / "app_bundle_run"
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(label_app_bundle, root)
+    run(
+        run_id="run",
+        meta_file=str(root / "configs" / "metadata.json"),
+        config_file=str(root / "configs" / "train.json"),
+        logging_file=str(root / "configs" / "logging.conf"),
+        bundle_root=str(root),
+        device="cpu",
+        **{"train#trainer#max_epochs": 1, "train#dataset#data": items[:2], "validate#dataset#data": items[2:]},
+        **{"iterations_per_epoch": 2, "val_interval": 1, "num_workers": 0, **TINY},
+    )
+    assert sorted(p.name for p in (root / "models" / "fold0").iterdir()) == ["last_checkpoint_epoch=1.pt", "model.pt"]
