@@ -152,3 +152,15 @@ def test_verify_net_in_out_passes_for_each_variant(bundle_root, variant, monkeyp
         device="cpu",
         xlstm=variant,
     )
+
+
+def test_evaluation_scores_a_fold_with_its_own_model_only(bundle_root):
+    """The other folds trained on this fold's validation studies: an ensemble here would leak."""
+    parser = parse(bundle_root, "inference.json", "evaluate.json")
+    parser["bundle_root"] = "/runs/b"
+    parser["fold"] = 3
+    assert parser.get_parsed_content("checkpoints") == ["/runs/b/models/fold3/model.pt"]
+    assert parser.get_parsed_content("input_path").endswith("datalist_fold3.json")
+    inference = parse(bundle_root, "inference.json")
+    inference["bundle_root"] = str(bundle_root / "no_such_run")
+    assert inference.get_parsed_content("checkpoints") == [str(bundle_root / "no_such_run" / "models" / "model.pt")]
