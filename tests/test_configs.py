@@ -39,7 +39,7 @@ RECIPE_IDS = (
     "network_def",
 )
 SEGMENTATION_IDS = ("preprocessing_transforms", "sw_batch_size", "sw_overlap", "stitch_on_cpu_above_voxels", "inferer")
-CHECKPOINT_IDS = ("last_checkpoint", "resume_from", "resume_loader")
+CHECKPOINT_IDS = ("last_checkpoint", "prune_checkpoints", "resume_from", "resume_loader")
 
 
 def raw(bundle_root, name):

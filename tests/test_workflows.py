@@ -82,7 +82,19 @@ def test_resume_continues_from_the_last_epoch(trained, dataset, bundle_root):
     workflow.finalize()
     assert epochs_run == [2], "resuming must run only the missing epoch, not start again from epoch 0"
     assert trainer.state.iteration == 4
-    assert (trained / "models" / "fold0" / "last_checkpoint_epoch=2.pt").is_file()
+    last = sorted(p.name for p in (trained / "models" / "fold0").glob("last_checkpoint_*"))
+    assert last == ["last_checkpoint_epoch=2.pt"], "the resumed session's checkpoint replaces the previous one"
+
+
+def test_stale_checkpoints_are_every_last_checkpoint_but_the_highest_epoch(tmp_path):
+    from scripts.checkpoints import PruneStaleCheckpoints, stale_checkpoints
+
+    for name in ["last_checkpoint_epoch=9.pt", "last_checkpoint_epoch=10.pt", "last_checkpoint_epoch=2.pt", "model.pt"]:
+        (tmp_path / name).write_bytes(b"")
+    stale = sorted(p.name for p in stale_checkpoints(tmp_path))
+    assert stale == ["last_checkpoint_epoch=2.pt", "last_checkpoint_epoch=9.pt"], "epochs sort as numbers"
+    PruneStaleCheckpoints(tmp_path)()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last_checkpoint_epoch=10.pt", "model.pt"]
 
 
 def test_inference_on_one_study_writes_its_mask_on_the_original_ct_grid(trained, dataset, bundle_root, tmp_path):
