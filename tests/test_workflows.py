@@ -86,15 +86,20 @@ def test_resume_continues_from_the_last_epoch(trained, dataset, bundle_root):
     assert last == ["last_checkpoint_epoch=2.pt"], "the resumed session's checkpoint replaces the previous one"
 
 
-def test_stale_checkpoints_are_every_last_checkpoint_but_the_highest_epoch(tmp_path):
+def test_stale_checkpoints_are_every_last_checkpoint_but_the_newest(tmp_path):
+    import os
+
     from scripts.checkpoints import PruneStaleCheckpoints, stale_checkpoints
 
-    for name in ["last_checkpoint_epoch=9.pt", "last_checkpoint_epoch=10.pt", "last_checkpoint_epoch=2.pt", "model.pt"]:
+    # an old run reached epoch 10; a fresh --resume False run has just written epoch 2
+    times = {"last_checkpoint_epoch=9.pt": 90, "last_checkpoint_epoch=10.pt": 100, "last_checkpoint_epoch=2.pt": 200}
+    for name, mtime in {**times, "model.pt": 300}.items():
         (tmp_path / name).write_bytes(b"")
+        os.utime(tmp_path / name, (mtime, mtime))
     stale = sorted(p.name for p in stale_checkpoints(tmp_path))
-    assert stale == ["last_checkpoint_epoch=2.pt", "last_checkpoint_epoch=9.pt"], "epochs sort as numbers"
+    assert stale == ["last_checkpoint_epoch=10.pt", "last_checkpoint_epoch=9.pt"], "the newest file is kept"
     PruneStaleCheckpoints(tmp_path)()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["last_checkpoint_epoch=10.pt", "model.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last_checkpoint_epoch=2.pt", "model.pt"]
 
 
 def test_inference_on_one_study_writes_its_mask_on_the_original_ct_grid(trained, dataset, bundle_root, tmp_path):

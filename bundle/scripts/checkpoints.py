@@ -3,7 +3,8 @@
 
 MONAI's ``CheckpointSaver(n_saved=1)`` deletes only the files it wrote itself, so every resumed session leaves
 the previous session's last checkpoint behind (about 0.5 GB each at the paper's settings). This handler, attached
-after the saver, deletes all but the newest epoch's file.
+after the saver, deletes all but the newest file: the one ``resume_from`` in the configs would pick (newest
+modification time), so a fresh ``--resume False`` run also replaces an older run's checkpoint.
 """
 
 import os
@@ -16,13 +17,13 @@ LAST_CHECKPOINT_PATTERN = re.compile(r"^last_checkpoint_epoch=(\d+)\.pt$")
 
 
 def stale_checkpoints(directory: str | os.PathLike) -> list[Path]:
-    """The ``last_checkpoint_epoch=<n>.pt`` files in ``directory`` other than the highest epoch's."""
+    """The ``last_checkpoint_epoch=<n>.pt`` files in ``directory`` but the newest (by time, then by epoch)."""
     found = []
     for path in Path(directory).glob("last_checkpoint_epoch=*.pt"):
         match = LAST_CHECKPOINT_PATTERN.match(path.name)
         if match:
-            found.append((int(match.group(1)), path))
-    return [path for _, path in sorted(found)[:-1]]
+            found.append((path.stat().st_mtime, int(match.group(1)), path))
+    return [path for *_, path in sorted(found)[:-1]]
 
 
 class PruneStaleCheckpoints:
