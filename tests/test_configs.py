@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from monai.bundle import ConfigParser
 
 WORKFLOWS = {
@@ -164,3 +165,23 @@ def test_evaluation_scores_a_fold_with_its_own_model_only(bundle_root):
     inference = parse(bundle_root, "inference.json")
     inference["bundle_root"] = str(bundle_root / "no_such_run")
     assert inference.get_parsed_content("checkpoints") == [str(bundle_root / "no_such_run" / "models" / "model.pt")]
+
+
+@pytest.mark.parametrize("config", ["train.json", "pretrain.json"])
+def test_seed_override_seeds_the_run(bundle_root, config):
+    import sys
+
+    sys.path.insert(0, str(bundle_root))  # where `monai.bundle run` puts it
+    small = {"features": [4, 8], "strides": [1, 2]}
+
+    def first_weights(seed):
+        parser = parse(bundle_root, config)
+        parser.update({"seed": seed, **small})
+        parser.get_parsed_content("initialize")
+        return next(iter(parser.get_parsed_content("network_def").parameters())).detach().clone()
+
+    try:
+        assert torch.equal(first_weights(3), first_weights(3))
+        assert not torch.equal(first_weights(3), first_weights(4))
+    finally:
+        sys.path.remove(str(bundle_root))
