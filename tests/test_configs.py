@@ -185,3 +185,21 @@ def test_seed_override_seeds_the_run(bundle_root, config):
         assert not torch.equal(first_weights(3), first_weights(4))
     finally:
         sys.path.remove(str(bundle_root))
+
+
+@pytest.mark.parametrize("overlay", ["multi_gpu_train.json", "multi_gpu_pretrain.json"])
+def test_ddp_runs_no_collective_in_forward(bundle_root, overlay):
+    """Forward passes run no collective: the only buffers are constant masks, which need no syncing, and ranks then
+    never depend on running the same number of forward passes."""
+    assert raw(bundle_root, overlay)["network"]["forward_sync_buffers"] is False
+    import sys
+
+    sys.path.insert(0, str(bundle_root))
+    try:
+        for variant in ("bot", "enc"):
+            parser = parse(bundle_root, "train.json")
+            parser.update({"xlstm": variant, "features": [4, 8, 8, 8], "strides": [1, 2, 2, 2]})
+            buffers = dict(parser.get_parsed_content("network_def").named_buffers())
+            assert buffers and all(name.endswith("causal_mask") for name in buffers)
+    finally:
+        sys.path.remove(str(bundle_root))
