@@ -175,7 +175,7 @@ def test_missing_and_bad_files_name_the_file(tmp_path: Path) -> None:
     assert not (tmp_path / "x.png").exists() and not (tmp_path / "out").exists()
 
 
-def test_render_figures_and_cli_on_a_datalist(tmp_path: Path) -> None:
+def test_render_figures_and_cli_on_a_datalist(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     gt, pred = _two_lesions()
     paths = _write_study(tmp_path, gt, pred)
     items = [{"image": [str(paths["ct"]), str(paths["pet"])], "label": str(paths["label"])}]
@@ -189,7 +189,10 @@ def test_render_figures_and_cli_on_a_datalist(tmp_path: Path) -> None:
     assert code == 0
     text, _ = _png_text(tmp_path / "cli" / "case.png")
     assert text["Title"].startswith("case  |  Dice ")
+    capsys.readouterr()
     assert main(["--items", str(tmp_path / "absent"), "--out", str(tmp_path / "cli2")]) == 2
+    out, err = capsys.readouterr()
+    assert not out and "absent" in err and err.startswith("error: ")
 
 
 @pytest.mark.parametrize("order", [0, 1])

@@ -88,3 +88,15 @@ def test_missing_and_non_binary_inputs_name_the_file(tmp_path):
     nib.save(nib.Nifti1Image(np.ones((4, 4, 4), np.float32), np.eye(4)), tmp_path / "suv.nii.gz")
     with pytest.raises(InputDataError, match="pred.nii.gz: label values other than 0/1"):
         quantify_files(tmp_path / "pred.nii.gz", tmp_path / "suv.nii.gz", tmp_path / "q.json")
+
+
+def test_cli_reports_a_missing_file_on_stderr_and_fails(tmp_path, capsys):
+    from scripts.quantification import main
+
+    out_file = tmp_path / "q.json"
+    args = ["--pred", str(tmp_path / "none.nii.gz"), "--pet", str(tmp_path / "pet.nii.gz")]
+    code = main([*args, "--out", str(out_file)])
+    out, err = capsys.readouterr()
+    assert code == 2 and not out
+    assert err.startswith("error: ") and "none.nii.gz" in err
+    assert not out_file.exists()

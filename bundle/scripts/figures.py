@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -454,7 +455,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         items = find_inference_items(args.items, args.datalist_key)
         written = render_figures(items, args.pred, args.out, tuple(args.suv_window), tuple(args.ct_window))
     except InputDataError as error:
-        print(f"error: {error}")
+        print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"{len(written)} figure(s) written to {args.out}")
     return 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -163,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = quantify_files(args.pred, args.pet, args.out)
     except InputDataError as error:
-        print(f"error: {error}")
+        print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"{result.lesion_count} lesions, MTV {result.mtv_ml:.2f} ml, total TLG {result.total_tlg:.2f}")
     return 0
