@@ -1,11 +1,9 @@
 # Copyright (c) 2026 the petct-bixlstm-bundle authors. Licensed under the Apache License, Version 2.0.
-"""Where the bundle configs are, and how to read them the way ``monai.bundle`` does."""
+"""Where the bundle configs are, and how to read their default values."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -23,24 +21,8 @@ def config_paths(names: str | Iterable[str]) -> list[str]:
     return [str(CONFIG_DIR / name) for name in ([names] if isinstance(names, str) else names)]
 
 
-@contextmanager
-def inside_bundle() -> Iterator[Path]:
-    """Run the body with the bundle folder as working directory.
-
-    The configs pull shared items in with ``%configs/common.json::<id>`` macros, which resolve against the
-    working directory while a workflow is built and initialised.
-    """
-    previous = os.getcwd()
-    os.chdir(BUNDLE_ROOT)
-    try:
-        yield BUNDLE_ROOT
-    finally:
-        os.chdir(previous)
-
-
 def config_values(names: str | Iterable[str], keys: Iterable[str]) -> dict[str, Any]:
     """The parsed values of ``keys`` in the config(s) ``names``, as a workflow would see them without overrides."""
-    with inside_bundle():
-        parser = ConfigParser()
-        parser.read_config(config_paths(names))
-        return {key: parser.get_parsed_content(key) for key in keys}
+    parser = ConfigParser()
+    parser.read_config(config_paths(names))
+    return {key: parser.get_parsed_content(key) for key in keys}

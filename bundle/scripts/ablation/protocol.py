@@ -233,7 +233,7 @@ class Runtime:
 
     def evaluation_overrides(self) -> dict[str, Any]:
         """The overrides for ``inference.json`` + ``evaluate.json``."""
-        return _given({"dataloader#num_workers": self.num_workers, "sw_batch_size": self.sw_batch_size})
+        return _given({"num_workers": self.num_workers, "sw_batch_size": self.sw_batch_size})
 
 
 def _given(values: Mapping[str, Any]) -> dict[str, Any]:

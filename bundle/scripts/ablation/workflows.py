@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from monai.bundle import ConfigParser, ConfigWorkflow
+from monai.bundle import ConfigWorkflow
 
 from scripts.ablation.bundle_configs import (
     CONFIG_DIR,
@@ -25,7 +25,6 @@ from scripts.ablation.bundle_configs import (
     PRETRAIN_CONFIG,
     TRAIN_CONFIG,
     config_paths,
-    inside_bundle,
 )
 from scripts.ablation.protocol import PROTOCOL_FILE, Arm, Protocol
 from scripts.ablation.report import run_row, write_reports
@@ -36,24 +35,9 @@ from scripts.mae.datalist import relative_datalist
 
 RUN_RECORD = "run.json"  # per fine-tuning run: seed, encoder, checkpoint, stage times
 PRETRAIN_RECORD = "pretrain.json"  # per pretraining: encoder path and time
-# The file name common.json's ``last_checkpoint`` saver gives the checkpoint of the final epoch.
+# The name the configs' ``last_checkpoint`` saver gives the final epoch's checkpoint (the only one kept).
 FINAL_CHECKPOINT = "last_checkpoint_epoch={epochs}.pt"
-SEEDING_CALL = "set_determinism("  # the configs seed every run in their ``initialize`` expressions
 TRANSFER_LOGGER = load_pretrained_encoder.__module__
-
-
-def seed_config(parser: ConfigParser, seed: int) -> None:
-    """Make the workflow seed its run with ``seed``: a ``seed`` key if the config has one, else its seeding call."""
-    if "seed" in parser:
-        parser["seed"] = seed
-        return
-    parser.resolve_macro_and_relative_ids()
-    steps = parser["initialize"]
-    if not any(SEEDING_CALL in str(step) for step in steps):
-        raise ValueError(f"the config's 'initialize' has no {SEEDING_CALL!r} call to seed: {steps}")
-    parser["initialize"] = [
-        f"$monai.utils.set_determinism(seed={seed})" if SEEDING_CALL in str(step) else step for step in steps
-    ]
 
 
 class _MessageRecorder(logging.Handler):
@@ -80,29 +64,23 @@ def logged(log_file: Path) -> Iterator[None]:
 
 
 def run_workflow(
-    configs: str | tuple[str, ...], workflow_type: str, overrides: Mapping[str, Any], seed: int, log_file: Path
+    configs: str | tuple[str, ...], workflow_type: str, overrides: Mapping[str, Any], log_file: Path
 ) -> ConfigWorkflow:
-    """Build, seed, initialise, run and finalise one bundle workflow; its log goes to ``log_file`` too."""
+    """Build, initialise, run and finalise one bundle workflow; its log goes to ``log_file`` too."""
     files = config_paths(configs)
     shown = " ".join(f"--{key} '{json.dumps(value)}'" for key, value in overrides.items())
-    print(
-        f"python -m monai.bundle run --config_file '{json.dumps(files) if len(files) > 1 else files[0]}' {shown}"
-        f"  # seeded with {seed} (set_determinism in initialize)",
-        flush=True,
+    print(f"python -m monai.bundle run --config_file '{json.dumps(files) if len(files) > 1 else files[0]}' {shown}")
+    workflow = ConfigWorkflow(
+        config_file=files,
+        meta_file=str(CONFIG_DIR / "metadata.json"),
+        logging_file=str(CONFIG_DIR / "logging.conf"),
+        workflow_type=workflow_type,
+        **overrides,
     )
-    with inside_bundle():
-        workflow = ConfigWorkflow(
-            config_file=files,
-            meta_file=str(CONFIG_DIR / "metadata.json"),
-            logging_file=str(CONFIG_DIR / "logging.conf"),
-            workflow_type=workflow_type,
-            **overrides,
-        )
-        with logged(log_file):
-            seed_config(workflow.parser, seed)
-            workflow.initialize()
-            workflow.run()
-            workflow.finalize()
+    with logged(log_file):
+        workflow.initialize()
+        workflow.run()
+        workflow.finalize()
     return workflow
 
 
@@ -152,10 +130,11 @@ def pretrain(protocol: Protocol, variant: str, seed: int, datalist: Path) -> Pat
         "warmup_epochs": budget.pretrain_warmup_epochs,
         "batch_size": budget.batch_size,
         "resume": True,
+        "seed": seed,
         **protocol.runtime.training_overrides(),
     }
     started = time.perf_counter()
-    workflow = run_workflow(PRETRAIN_CONFIG, "train", overrides, seed, root / "pretrain.log")
+    workflow = run_workflow(PRETRAIN_CONFIG, "train", overrides, root / "pretrain.log")
     encoder = Path(workflow.parser.get_parsed_content("encoder_path"))
     if not encoder.is_file():
         raise RuntimeError(f"pretraining finished but wrote no encoder at {encoder}")
@@ -190,13 +169,14 @@ def finetune(protocol: Protocol, arm: Arm, seed: int, datalist: Path, encoder: P
         "validate#dataset#cache_rate": 0.0,
         "pretrained_encoder": str(encoder) if encoder else "",
         "resume": True,
+        "seed": seed,
         **protocol.runtime.training_overrides(),
     }
     recorder = _MessageRecorder()
     logging.getLogger(TRANSFER_LOGGER).addHandler(recorder)
     started = time.perf_counter()
     try:
-        workflow = run_workflow(TRAIN_CONFIG, "train", overrides, seed, root / "train.log")
+        workflow = run_workflow(TRAIN_CONFIG, "train", overrides, root / "train.log")
     finally:
         logging.getLogger(TRANSFER_LOGGER).removeHandler(recorder)
     checkpoint = Path(workflow.parser.get_parsed_content("ckpt_dir")) / FINAL_CHECKPOINT.format(epochs=budget.epochs)
@@ -244,7 +224,7 @@ def evaluate(protocol: Protocol, arm: Arm, seed: int, checkpoint: Path) -> Path:
         **protocol.runtime.evaluation_overrides(),
     }
     started = time.perf_counter()
-    run_workflow(EVALUATE_CONFIGS, "eval", overrides, seed, root / "eval.log")
+    run_workflow(EVALUATE_CONFIGS, "eval", overrides, root / "eval.log")
     _update_record(root / RUN_RECORD, eval_seconds=time.perf_counter() - started)
     return metrics_csv
 
