@@ -15,8 +15,6 @@ from scripts.ablation import Arm, load_fold, mean_and_std, summarize_arms
 from scripts.ablation.__main__ import main
 from scripts.ablation.report import SUMMARY_COLUMNS, mean_std_text
 from scripts.errors import InputDataError
-from scripts.prepare import prepare_dataset
-from scripts.synthetic import generate_cohort
 
 ARMS = ["none", "bot+ssl"]
 SEEDS = [0, 1]
@@ -29,10 +27,8 @@ TINY_BUDGET = [
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    work = tmp_path_factory.mktemp("ablation_data")
-    generate_cohort(work / "raw", 6, seed=3, shape=(48, 48, 64), spacing=(10.0, 10.0, 15.0), negative_share=0.3)
-    return prepare_dataset(work / "raw", work / "nnunet", n_folds=3, seed=0).folder
+def dataset(make_tiny_dataset):
+    return make_tiny_dataset("ablation_data")
 
 
 def _command(dataset, out, *extra):

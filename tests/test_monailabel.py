@@ -16,9 +16,6 @@ import torch
 from monai.bundle import ConfigParser, run
 from monai.transforms import Compose, LoadImaged, SaveImaged
 
-from scripts.prepare import prepare_dataset
-from scripts.synthetic import generate_cohort
-
 TINY = {
     "pixdim": [10.0, 10.0, 15.0],
     "roi_size": [32, 32, 32],
@@ -44,11 +41,9 @@ def label_app_bundle(bundle_root, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
+def dataset(make_tiny_dataset):
     """Synthetic studies in the nnU-Net layout: CT ``<case>_0000.nii.gz``, PET ``_0001``, label ``labelsTr``."""
-    work = tmp_path_factory.mktemp("label_study")
-    generate_cohort(work / "raw", 3, seed=5, shape=(40, 40, 56), spacing=(10.0, 10.0, 15.0), negative_share=0.0)
-    return prepare_dataset(work / "raw", work / "nnunet", n_folds=3, seed=0).folder
+    return make_tiny_dataset("label_study", n=3, seed=5, shape=(40, 40, 56), negative_share=0.0)
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,6 @@ import torch
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
 
-from scripts.prepare import prepare_dataset
-from scripts.synthetic import generate_cohort
-
 TINY = {
     "pixdim": [10.0, 10.0, 15.0],
     "roi_size": [32, 32, 32],
@@ -27,10 +24,8 @@ TINY = {
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    work = tmp_path_factory.mktemp("workflow")
-    generate_cohort(work / "raw", 6, seed=3, shape=(48, 48, 64), spacing=(10.0, 10.0, 15.0), negative_share=0.3)
-    return prepare_dataset(work / "raw", work / "nnunet", n_folds=3, seed=0).folder
+def dataset(make_tiny_dataset):
+    return make_tiny_dataset("workflow")
 
 
 @pytest.fixture(scope="module")
