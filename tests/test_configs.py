@@ -169,9 +169,6 @@ def test_evaluation_scores_a_fold_with_its_own_model_only(bundle_root):
 
 @pytest.mark.parametrize("config", ["train.json", "pretrain.json"])
 def test_seed_override_seeds_the_run(bundle_root, config):
-    import sys
-
-    sys.path.insert(0, str(bundle_root))  # where `monai.bundle run` puts it
     small = {"features": [4, 8], "strides": [1, 2]}
 
     def first_weights(seed):
@@ -180,11 +177,8 @@ def test_seed_override_seeds_the_run(bundle_root, config):
         parser.get_parsed_content("initialize")
         return next(iter(parser.get_parsed_content("network_def").parameters())).detach().clone()
 
-    try:
-        assert torch.equal(first_weights(3), first_weights(3))
-        assert not torch.equal(first_weights(3), first_weights(4))
-    finally:
-        sys.path.remove(str(bundle_root))
+    assert torch.equal(first_weights(3), first_weights(3))
+    assert not torch.equal(first_weights(3), first_weights(4))
 
 
 @pytest.mark.parametrize("overlay", ["multi_gpu_train.json", "multi_gpu_pretrain.json"])
@@ -192,14 +186,8 @@ def test_ddp_runs_no_collective_in_forward(bundle_root, overlay):
     """Forward passes run no collective: the only buffers are constant masks, which need no syncing, and ranks then
     never depend on running the same number of forward passes."""
     assert raw(bundle_root, overlay)["network"]["forward_sync_buffers"] is False
-    import sys
-
-    sys.path.insert(0, str(bundle_root))
-    try:
-        for variant in ("bot", "enc"):
-            parser = parse(bundle_root, "train.json")
-            parser.update({"xlstm": variant, "features": [4, 8, 8, 8], "strides": [1, 2, 2, 2]})
-            buffers = dict(parser.get_parsed_content("network_def").named_buffers())
-            assert buffers and all(name.endswith("causal_mask") for name in buffers)
-    finally:
-        sys.path.remove(str(bundle_root))
+    for variant in ("bot", "enc"):
+        parser = parse(bundle_root, "train.json")
+        parser.update({"xlstm": variant, "features": [4, 8, 8, 8], "strides": [1, 2, 2, 2]})
+        buffers = dict(parser.get_parsed_content("network_def").named_buffers())
+        assert buffers and all(name.endswith("causal_mask") for name in buffers)

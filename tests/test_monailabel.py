@@ -6,6 +6,7 @@ MONAI Label (not installed here) reads ``configs/inference.json`` alone from its
 under ``torch.no_grad()`` on the one image path of a study (``../shared/notes/monai_bundle.md`` section 3.2).
 """
 
+import os
 import shutil
 import sys
 
@@ -76,9 +77,19 @@ def _monai_label_infer(bundle, image_path):
     return data, incompatible, pre, post
 
 
-def test_inference_config_meets_the_label_contract(label_app_bundle, study, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # MONAI Label's working directory is its app, not the bundle
-    data, incompatible, pre, post = _monai_label_infer(label_app_bundle, study)
+@pytest.fixture(scope="module")
+def label_inference(label_app_bundle, study, tmp_path_factory):
+    """The MONAI Label-style inference of ``study``, run once from a foreign working directory."""
+    previous = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("label_app_cwd"))  # MONAI Label's working directory is its app, not the bundle
+    try:
+        return _monai_label_infer(label_app_bundle, study)
+    finally:
+        os.chdir(previous)
+
+
+def test_inference_config_meets_the_label_contract(label_inference, study):
+    data, incompatible, pre, post = label_inference
     assert not incompatible.missing_keys and not incompatible.unexpected_keys, "models/model.pt fits network_def"
     assert type(post.transforms[-1]) is SaveImaged, "MONAI Label strips SaveImaged; it must come last"
     assert not any(type(t) is LoadImaged for t in pre.transforms), "the PET/CT loader is ours, not LoadImaged"
@@ -88,9 +99,9 @@ def test_inference_config_meets_the_label_contract(label_app_bundle, study, tmp_
     assert set(np.unique(np.asarray(data["pred"]))) <= {0.0, 1.0}
 
 
-def test_monai_label_gives_the_mask_the_bundle_writes(label_app_bundle, study, tmp_path, monkeypatch):
+def test_monai_label_gives_the_mask_the_bundle_writes(label_app_bundle, label_inference, study, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    data, _, _, _ = _monai_label_infer(label_app_bundle, study)
+    data = label_inference[0]
     out = tmp_path / "bundle_masks"
     run(
         config_file=str(label_app_bundle / "configs" / "inference.json"),
