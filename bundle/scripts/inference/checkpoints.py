@@ -10,6 +10,7 @@ reads the same files; :mod:`scripts.training.last_checkpoints` finds them.
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -21,6 +22,21 @@ from scripts.errors import InputDataError
 
 STATE_DICT_KEYS = ("model", "network", "state_dict", "net")
 DDP_PREFIX = "module."
+
+
+FOLD_MODEL_GLOB = os.path.join("models", "fold*", "model.pt")
+SINGLE_MODEL = os.path.join("models", "model.pt")
+
+
+def fold_model_path(bundle_root: str | os.PathLike, fold: int) -> str:
+    """The best model of one fold: ``<bundle_root>/models/fold<k>/model.pt``."""
+    return os.path.join(bundle_root, "models", f"fold{fold}", "model.pt")
+
+
+def fold_model_paths(bundle_root: str | os.PathLike) -> list[str]:
+    """Every fold's best model under ``bundle_root`` (sorted), else ``[<bundle_root>/models/model.pt]``."""
+    found = sorted(glob.glob(os.path.join(bundle_root, FOLD_MODEL_GLOB)))
+    return found or [os.path.join(bundle_root, SINGLE_MODEL)]
 
 
 def load_checkpoint_file(
