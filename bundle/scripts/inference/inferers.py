@@ -10,6 +10,9 @@ keeps the input's spatial shape and, for a ``MetaTensor``, its affine and meta d
 The algorithm lives in the pure function :func:`flip_tta_sliding_window_inference`;
 :class:`FlipTTASlidingWindowInferer` only holds its configuration, so bundle configs and MONAI Label
 (``inferer(inputs, network)``) can use it as they use ``monai.inferers.SlidingWindowInferer``.
+
+Longer than 300 lines because over half of it is the argument checking that makes a bad config fail when it is
+parsed, with a message saying what to change; the algorithm itself is two short functions.
 """
 
 from __future__ import annotations
