@@ -8,13 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from monai.data import MetaTensor
 from PIL import Image
 from scipy import ndimage
 
 from scripts.atomic_io import save_nifti
+from scripts.data.grids import resample_onto_grid
 from scripts.errors import InputDataError
 from scripts.evaluation.autopet_metrics import case_metrics
-from scripts.evaluation.figure_volumes import choose_focus, largest_component, load_study, resample_axis_aligned
+from scripts.evaluation.figure_volumes import choose_focus, largest_component, load_study
 from scripts.evaluation.figures import figure_title, main, render_figures, render_study_figure
 
 SHAPE = (20, 18, 30)
@@ -187,12 +190,15 @@ def test_render_figures_and_cli_on_a_datalist(tmp_path: Path, capsys: pytest.Cap
     assert not out and "absent" in err and err.startswith("error: ")
 
 
-@pytest.mark.parametrize("order", [0, 1])
-def test_resample_axis_aligned_matches_scipy(order: int) -> None:
+@pytest.mark.parametrize(("order", "mode"), [(0, "nearest"), (1, "bilinear")])
+def test_display_resampling_is_the_loaders_path_and_matches_scipy(order: int, mode: str) -> None:
     source = np.random.default_rng(0).random((7, 6, 5)).astype(np.float32)
     scale, offset, shape = (0.5, 0.75, 2.0), (-0.25, 0.3, 0.0), (15, 9, 4)
     expected = ndimage.affine_transform(source, scale, offset, output_shape=shape, order=order, cval=0.0)
-    found = resample_axis_aligned(source, scale, offset, shape, order)
+    target_affine = np.diag([*scale, 1.0])
+    target_affine[:3, 3] = offset
+    volume = MetaTensor(torch.from_numpy(source)[None], affine=torch.eye(4, dtype=torch.float64))
+    found = resample_onto_grid(volume, target_affine, shape, mode=mode)[0].numpy()
     interior = (slice(1, 13), slice(0, 7), slice(0, 3))  # away from half-voxel rounding ties at the edges
     np.testing.assert_allclose(found[interior], expected[interior], atol=1e-5)
     assert found[14].max() == 0  # 6.75 lies outside the 7-voxel source

@@ -83,15 +83,18 @@ def inside_field_of_view(
     return inside
 
 
-def resample_onto_grid(volume: MetaTensor, target_affine: np.ndarray, target_shape: Sequence[int]) -> torch.Tensor:
-    """Trilinearly resample a channel-first ``volume`` [C, X, Y, Z] onto a target grid; returns [C, *target_shape].
+def resample_onto_grid(
+    volume: MetaTensor, target_affine: np.ndarray, target_shape: Sequence[int], mode: str = "bilinear"
+) -> torch.Tensor:
+    """Resample a channel-first ``volume`` [C, X, Y, Z] onto a target grid; returns [C, *target_shape].
 
-    Target voxels whose centres fall inside the source volume's field of view (voxel edges included) get the
-    interpolated value, the last half voxel clamped to the edge value; voxels outside it get 0 (no uptake).
+    ``mode`` is ``"bilinear"`` (trilinear, for images) or ``"nearest"`` (for masks). Target voxels whose centres
+    fall inside the source volume's field of view (voxel edges included) get the interpolated value, the last
+    half voxel clamped to the edge value; voxels outside it get 0 (no uptake, background).
     """
     source_affine = volume.affine.numpy()
     source_shape = tuple(volume.shape[1:])
-    resampler = SpatialResample(mode="bilinear", padding_mode="border", align_corners=False, dtype=torch.float32)
+    resampler = SpatialResample(mode=mode, padding_mode="border", align_corners=False, dtype=torch.float32)
     resampled = resampler(
         volume, dst_affine=torch.as_tensor(target_affine, dtype=torch.float64), spatial_size=list(target_shape)
     )

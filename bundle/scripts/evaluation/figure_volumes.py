@@ -8,15 +8,15 @@ by :func:`scripts.data.grids.same_grid`) is resampled onto the CT grid for displ
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import nibabel as nib
 import numpy as np
-from nibabel.processing import resample_from_to
+import torch
+from monai.data import MetaTensor
 from scipy import ndimage
 
-from scripts.data.grids import same_grid
+from scripts.data.grids import resample_onto_grid, same_grid
 from scripts.data.volume_checks import check_image, check_label
 from scripts.data.volumes import read_volume
 from scripts.errors import InputDataError
@@ -120,54 +120,23 @@ def _same_grid(image: nib.Nifti1Image, reference: nib.Nifti1Image) -> bool:
     return same_grid(reference.affine, reference.shape, image.affine, image.shape)
 
 
-def resample_axis_aligned(
-    data: np.ndarray, scale: Sequence[float], offset: Sequence[float], shape: Sequence[int], order: int
-) -> np.ndarray:
-    """Resample a volume whose grid is axis-aligned with the target grid, one axis at a time.
+def _on_grid(image: nib.Nifti1Image, ct: nib.Nifti1Image, ct_ras: nib.Nifti1Image, mode: str) -> np.ndarray:
+    """``image`` on the RAS CT grid: reoriented if it shares the CT grid, else resampled (``bilinear``/``nearest``).
 
-    Target voxel ``i`` along axis ``a`` samples the source at ``offset[a] + scale[a] * i``; linear (``order=1``)
-    or nearest (``order=0``) interpolation; samples outside the source are 0. Equivalent to
-    ``scipy.ndimage.affine_transform`` with a diagonal matrix, but separable and several times faster.
+    Resampling goes through :func:`scripts.data.grids.resample_onto_grid`, the path the loader and ``prepare`` use.
     """
-    result = np.asarray(data, dtype=np.float32)
-    for axis in range(3):
-        size = result.shape[axis]
-        position = offset[axis] + scale[axis] * np.arange(shape[axis], dtype=np.float64)
-        inside = (position >= -1e-6) & (position <= size - 1 + 1e-6)
-        position = np.clip(position, 0, size - 1)
-        view = [1, 1, 1]
-        view[axis] = shape[axis]
-        keep = inside.astype(np.float32).reshape(view)
-        if order == 0:
-            result = np.take(result, np.rint(position).astype(np.intp), axis=axis) * keep
-            continue
-        low = np.minimum(np.floor(position).astype(np.intp), size - 1)
-        high = np.minimum(low + 1, size - 1)
-        weight = (position - low).astype(np.float32).reshape(view)
-        below, above = np.take(result, low, axis=axis), np.take(result, high, axis=axis)
-        result = (below + weight * (above - below)) * keep
-    return result
-
-
-def _on_grid(image: nib.Nifti1Image, ct: nib.Nifti1Image, ct_ras: nib.Nifti1Image, order: int) -> np.ndarray:
-    """``image`` on the RAS CT grid: reoriented if it shares the CT grid, else resampled (``order`` 0 or 1)."""
     if _same_grid(image, ct):
         return np.asarray(nib.as_closest_canonical(image).dataobj, dtype=np.float32)
-    image_ras = nib.as_closest_canonical(image)
-    mapping = np.linalg.solve(image_ras.affine, ct_ras.affine)  # CT voxel -> image voxel
-    linear = mapping[:3, :3]
-    if np.allclose(linear, np.diag(np.diag(linear)), atol=1e-6):
-        data = np.asarray(image_ras.dataobj, dtype=np.float32)
-        return resample_axis_aligned(data, np.diag(linear), mapping[:3, 3], ct_ras.shape, order)
-    resampled = resample_from_to(image, (ct_ras.shape, ct_ras.affine), order=order, cval=0.0)
-    return np.asarray(resampled.dataobj, dtype=np.float32)
+    data = torch.as_tensor(np.asarray(image.dataobj, dtype=np.float32))[None]
+    source = MetaTensor(data, affine=torch.as_tensor(image.affine, dtype=torch.float64))
+    return resample_onto_grid(source, ct_ras.affine, ct_ras.shape, mode=mode)[0].numpy()
 
 
 def _load_mask(path: PathLike, ct: nib.Nifti1Image, ct_ras: nib.Nifti1Image, what: str) -> np.ndarray:
     image = _load(path, what)
     raw = np.asarray(image.dataobj)
     check_label(raw, path)
-    return _on_grid(image, ct, ct_ras, order=0) > 0.5
+    return _on_grid(image, ct, ct_ras, mode="nearest") > 0.5
 
 
 def load_study(
@@ -179,7 +148,7 @@ def load_study(
     ct_array = np.asarray(ct_ras.dataobj, dtype=np.float32)
     check_image(ct_array, ct_path)
     pet = _load(pet_path, "PET")
-    pet_array = _on_grid(pet, ct, ct_ras, order=1)
+    pet_array = _on_grid(pet, ct, ct_ras, mode="bilinear")
     check_image(pet_array, pet_path)
     gt = None if label_path is None else _load_mask(label_path, ct, ct_ras, "label")
     pred = None if pred_path is None else _load_mask(pred_path, ct, ct_ras, "prediction")
