@@ -94,8 +94,8 @@ def load_fold_ensemble(
         softmax: passed to :class:`FoldEnsemble`.
 
     Raises:
-        InputDataError: a checkpoint is missing or unreadable, or its keys/shapes do not match ``network``;
-            the message names the file and the keys.
+        InputDataError: a checkpoint is missing or unreadable, its keys/shapes do not match ``network``, or it
+            holds NaN/Inf weights; the message names the file and the keys.
     """
     paths = [checkpoints] if isinstance(checkpoints, (str, os.PathLike)) else list(checkpoints)
     if not paths:
@@ -109,6 +109,10 @@ def load_fold_ensemble(
         problems = _mismatches(state_dict, expected)
         if problems:
             raise InputDataError(path, f"checkpoint does not match the network: {problems}")
+        broken = [key for key, value in state_dict.items() if value.is_floating_point() and not value.isfinite().all()]
+        if broken:
+            problem = f"{len(broken)} weight tensor(s) hold NaN/Inf {_preview(broken)}: its training diverged"
+            raise InputDataError(path, problem)
         member.load_state_dict(state_dict, strict=True)
         members.append(member.eval())
     return FoldEnsemble(members, softmax=softmax).eval()

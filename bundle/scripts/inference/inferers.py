@@ -26,10 +26,12 @@ import torch
 from monai.inferers import Inferer, sliding_window_inference
 from torch import nn
 
+from scripts.errors import InputDataError
 from scripts.inference.ensemble import FoldEnsemble, first_output
 
 __all__ = [
     "FlipTTASlidingWindowInferer",
+    "check_finite_prediction",
     "flip_subsets",
     "flip_tta_sliding_window_inference",
     "predict_window",
@@ -179,6 +181,7 @@ def flip_tta_sliding_window_inference(
 
     Raises:
         ValueError: ``inputs`` is not 5D or a parameter is out of range; the message says what to change.
+        InputDataError: the prediction holds NaN or Inf (see :func:`check_finite_prediction`).
     """
     if inputs.ndim != SPATIAL_DIMS + 2:
         raise ValueError(
@@ -202,7 +205,7 @@ def flip_tta_sliding_window_inference(
         )
 
     with torch.no_grad():
-        return sliding_window_inference(
+        prediction = sliding_window_inference(
             inputs=inputs,
             roi_size=roi_size,
             sw_batch_size=sw_batch_size,
@@ -215,6 +218,28 @@ def flip_tta_sliding_window_inference(
             sw_device=sw_device,
             device=stitch_device(inputs, device, cpu_thresh),
             progress=progress,
+        )
+    check_finite_prediction(prediction, inputs)
+    return prediction
+
+
+def check_finite_prediction(prediction: torch.Tensor, inputs: torch.Tensor) -> None:
+    """Raise :class:`InputDataError` naming the study (``inputs``' ``filename_or_obj``) if ``prediction`` has NaN/Inf.
+
+    A NaN prediction must never become a mask: ``argmax`` would turn it into an arbitrary (often empty) one that
+    then scores as a plausible result.
+    """
+    finite = torch.isfinite(prediction).flatten(1).all(dim=1)
+    if bool(finite.all()):
+        return
+    names = getattr(inputs, "meta", {}).get("filename_or_obj", None)
+    for index in torch.nonzero(~finite).flatten().tolist():
+        name = names[index] if isinstance(names, (list, tuple)) else names
+        bad = int((~torch.isfinite(prediction[index])).sum())
+        raise InputDataError(
+            name or f"input {index} of the batch (no file name)",
+            f"the network predicted NaN/Inf for {bad} of {prediction[index].numel()} output values; no mask is made "
+            "from it. The model weights are probably broken (a diverged training): check the checkpoint.",
         )
 
 
