@@ -136,7 +136,7 @@ def quantify_files(
     result = quantify(mask.reshape(mask.shape[:3]), suv.reshape(suv.shape[:3]), mask_image.header.get_zooms()[:3])
     summary = {"prediction": str(pred_path), "pet": str(pet_path), **asdict(result)}
     write_json(summary, out_json)
-    rows = [{key: value for key, value in asdict(lesion).items()} for lesion in result.lesions]
+    rows = [asdict(lesion) for lesion in result.lesions]
     fields = list(Lesion.__dataclass_fields__)
     write_csv(rows, Path(out_json).with_suffix(".csv"), fieldnames=fields)
     return result

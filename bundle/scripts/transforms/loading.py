@@ -29,8 +29,8 @@ from scripts.transforms.pet_ct_files import (
 )
 from scripts.volume_checks import check_affine, check_image, check_label, check_overlap
 
+# Meta key under which the loader records the PET file (``filename_or_obj`` stays the CT file).
 PET_FILENAME_KEY = "pet_filename_or_obj"
-"""Meta key under which the loader records the PET file (``filename_or_obj`` stays the CT file)."""
 
 StudyEntry = PathLike | Sequence[PathLike]
 
