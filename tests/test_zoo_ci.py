@@ -117,6 +117,27 @@ def test_format_command_makes_the_zoo_checks_pass(checks, tmp_path):
     assert list(json.loads((configs / "settings.json").read_text())) == ["b", "a"], "keys keep their order"
 
 
+def test_metadata_pins_install_on_the_zoo_ci_python(bundle_root):
+    """The zoo CI installs exactly the metadata's pins on Python 3.10.14: each must declare it supports that."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+    metadata = json.loads((bundle_root / "configs" / "metadata.json").read_text())
+    pins = {"monai": metadata["monai_version"], "torch": metadata["pytorch_version"]}
+    pins.update(numpy=metadata["numpy_version"], **metadata["required_packages_version"])
+    for name, pinned in pins.items():
+        try:
+            installed = distribution(name)
+        except PackageNotFoundError:
+            pytest.fail(f"{name} is not installed (install requirements.txt)")
+        version = Version(installed.version).base_version
+        assert version == pinned, f"{name} {installed.version} is installed, {pinned} pinned: install requirements.txt"
+        requires = SpecifierSet(installed.metadata.get("Requires-Python") or "")
+        assert requires.contains("3.10.14"), f"{name}=={pinned} requires Python {requires}: not on the zoo's 3.10"
+
+
 def test_bundle_models_folder_exists_with_its_readme(bundle_root):
     """The bundle layout names models/ (weights); a fresh clone must have it, with a README saying what goes there."""
     readme = bundle_root / "models" / "README.md"
