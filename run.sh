@@ -2,6 +2,7 @@
 # Set up everything this project needs (idempotent: a second run skips what is installed), then run
 #   bash run.sh demo   the demo: synthetic PET/CT cohort -> preparation -> baseline -> autoPET metrics
 #   bash run.sh test   lint (ruff) and the test suite (pytest); extra arguments go to pytest
+#   bash run.sh format ruff format, and bundle/ + zoo/ci/ the MONAI model zoo's way (zoo/checks.py format)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -28,8 +29,12 @@ case "$task" in
         "$venv/bin/ruff" format --check .
         exec "$venv/bin/python" -m pytest "$@"
         ;;
+    format)
+        "$venv/bin/ruff" format .
+        exec "$venv/bin/python" zoo/checks.py format
+        ;;
     *)
-        echo "usage: bash run.sh demo|test [args]" >&2
+        echo "usage: bash run.sh demo|test|format [args]" >&2
         exit 2
         ;;
 esac

@@ -15,6 +15,7 @@ from scripts.networks import (
     DirectionalMLSTMBlock,
     MLSTMSequenceKernel,
     TokenOrder,
+    XLSTMPlacement,
     chunkwise_mlstm,
 )
 
@@ -121,6 +122,14 @@ def test_wrong_channel_count_is_a_value_error():
 def test_bad_keywords_name_the_parameter(overrides, message):
     with pytest.raises(ValueError, match=message):
         tiny_net(**overrides)
+
+
+@pytest.mark.parametrize("member", [*XLSTMPlacement, *TokenOrder])
+def test_option_enums_behave_as_their_string_values(member):
+    """``str`` enums that read and print as their values, on Python 3.10 too (no ``enum.StrEnum`` there)."""
+    assert member == member.value and isinstance(member, str)
+    assert str(member) == f"{member}" == member.value
+    assert type(member)(member.value) is member
 
 
 def test_autocast_keeps_xlstm_in_float32_and_returns_autocast_dtype():

@@ -7,13 +7,15 @@ import os
 
 
 class InputDataError(ValueError):
-    """A study file that cannot be used, with the file's path and what is wrong with it."""
+    """A study file that cannot be used, with the file's path and what is wrong with it.
+
+    ``args`` is ``(path, problem)``, so the error pickles as it is and crosses process boundaries (``--workers``).
+    """
 
     def __init__(self, path: str | os.PathLike, problem: str) -> None:
+        super().__init__(str(path), problem)
         self.path = str(path)
         self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
 
-    def __reduce__(self) -> tuple:
-        """Pickle as ``(path, problem)`` so the error crosses process boundaries (``--workers``)."""
-        return (type(self), (self.path, self.problem))
+    def __str__(self) -> str:
+        return f"{self.path}: {self.problem}"

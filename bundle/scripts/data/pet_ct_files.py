@@ -18,10 +18,10 @@ from scripts.data.file_layout import (
 )
 from scripts.errors import InputDataError
 
+# Channel of the CT (HU) in the 2-channel image.
 CT_CHANNEL = 0
-"""Channel of the CT (HU) in the 2-channel image."""
+# Channel of the PET (SUV) in the 2-channel image.
 PET_CHANNEL = 1
-"""Channel of the PET (SUV) in the 2-channel image."""
 CHANNEL_NAMES = ("CT", "PET")
 
 AUTOPET_CT_NAME, AUTOPET_PET_NAME = strip_nifti_suffix(RELEASE_CT_FILE), strip_nifti_suffix(RELEASE_PET_FILE)

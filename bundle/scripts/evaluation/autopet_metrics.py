@@ -28,17 +28,17 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+# 3x3x3 structuring element of 18-connectivity: face and edge neighbours, no corner neighbours.
 CONNECTIVITY_18 = ndimage.generate_binary_structure(3, 2)
-"""3x3x3 structuring element of 18-connectivity: face and edge neighbours, no corner neighbours."""
 
+# autoPET IV click steps: step k (k = 0..10) sees the first k tumour and k background clicks.
 INTERACTIVE_STEPS = 11
-"""autoPET IV click steps: step k (k = 0..10) sees the first k tumour and k background clicks."""
 
+# Per-step metrics that get an AUC and an @last value.
 INTERACTIVE_METRICS = ("dice", "fpv_ml", "fnv_ml")
-"""Per-step metrics that get an AUC and an @last value."""
 
+# Stop cutting a mask into boxes beyond this many (a noise-like mask would otherwise cost Python overhead).
 MAX_BOXES = 4096
-"""Stop cutting a mask into boxes beyond this many (a noise-like mask would otherwise cost Python overhead)."""
 
 Box = tuple[slice, slice, slice]
 

@@ -24,8 +24,8 @@ from scripts.evaluation.autopet_metrics import CONNECTIVITY_18, affine_voxel_vol
 
 PathLike = str | os.PathLike
 
+# CT voxels above this value count as body when centring the slices of a lesion-free study.
 BODY_HU = -500.0
-"""CT voxels above this value count as body when centring the slices of a lesion-free study."""
 
 
 @dataclass(frozen=True)

@@ -41,14 +41,14 @@ from scripts.evaluation.figure_volumes import Focus, StudyVolumes, choose_focus,
 
 PathLike = str | os.PathLike
 
+# PET display window in SUV (inverted grey: SUV >= the upper bound is black).
 DEFAULT_SUV_WINDOW = (0.0, 10.0)
-"""PET display window in SUV (inverted grey: SUV >= the upper bound is black)."""
 
+# CT display window in HU (soft tissue: level 40, width 400).
 DEFAULT_CT_WINDOW = (-160.0, 240.0)
-"""CT display window in HU (soft tissue: level 40, width 400)."""
 
+# Contour colours: ground truth (sky blue) and prediction (red); both read on black CT and on white PET.
 GT_COLOUR, PRED_COLOUR = "#00b4ff", "#ff2a2a"
-"""Contour colours: ground truth (sky blue) and prediction (red); both read on black CT and on white PET."""
 
 
 def _format(value: float, digits: int, unit: str = "") -> str:

@@ -37,12 +37,12 @@ from scripts.evaluation.autopet_metrics import (
     nan_mean,
 )
 
+# Per-study functions by metric name; each takes (gt mask, pred mask, voxel volume in ml).
 METRIC_FUNCTIONS: dict[str, Callable[[np.ndarray, np.ndarray, float], float]] = {
     "dice": lambda gt, pred, voxel_ml: dice_score(gt, pred),
     "fpv": false_positive_volume,
     "fnv": false_negative_volume,
 }
-"""Per-study functions by metric name; each takes (gt mask, pred mask, voxel volume in ml)."""
 
 
 def lesion_masks(tensor: torch.Tensor, name: str) -> np.ndarray:

@@ -137,7 +137,7 @@ def quantify_files(
     result = quantify(mask.reshape(mask_image.spatial_shape), suv, mask_image.zooms_mm)
     summary = {"prediction": str(pred_path), "pet": str(pet_path), **asdict(result)}
     write_json(summary, out_json)
-    rows = [{key: value for key, value in asdict(lesion).items()} for lesion in result.lesions]
+    rows = [asdict(lesion) for lesion in result.lesions]
     fields = list(Lesion.__dataclass_fields__)
     write_csv(rows, Path(out_json).with_suffix(".csv"), fieldnames=fields)
     return result

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from torch import nn
 
+# Data key (and key of the loss's target dictionary) of the clean, unmasked image.
 TARGET_KEY = "target"
-"""Data key (and key of the loss's target dictionary) of the clean, unmasked image."""
+# Data key of the per-channel mask [C, X, Y, Z]: 1 where a voxel is hidden from the network and scored.
 MASK_KEY = "mask"
-"""Data key of the per-channel mask [C, X, Y, Z]: 1 where a voxel is hidden from the network and scored."""
+# Data key of the per-channel validity flags [C]: 1 for a modality the study has, 0 for a missing one.
 VALID_KEY = "channel_valid"
-"""Data key of the per-channel validity flags [C]: 1 for a modality the study has, 0 for a missing one."""
+# Datalist key that names a study's PET file; ``null`` marks a CT-only study.
 PET_KEY = "pet"
-"""Datalist key that names a study's PET file; ``null`` marks a CT-only study."""
 
 
 def unwrap_parallel(module: nn.Module) -> nn.Module:

@@ -19,11 +19,17 @@ from scripts.networks.mlstm_kernel import MLSTMSequenceKernel
 from scripts.networks.options import positive_int
 
 
-class TokenOrder(enum.StrEnum):
-    """The order in which an mLSTM block reads the raster-ordered tokens (W fastest, then H, then D)."""
+class TokenOrder(str, enum.Enum):
+    """The order in which an mLSTM block reads the raster-ordered tokens (W fastest, then H, then D).
+
+    A ``str`` enum that prints as its value, as ``enum.StrEnum`` would (that class needs Python 3.11).
+    """
 
     FIRST_TO_LAST = "first_to_last"
     LAST_TO_FIRST = "last_to_first"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 class DirectionalMLSTMBlock(nn.Module):

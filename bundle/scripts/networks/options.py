@@ -15,12 +15,18 @@ NormSpec = str | Sequence[Any] | None
 ActSpec = str | Sequence[Any]
 
 
-class XLSTMPlacement(enum.StrEnum):
-    """Where the encoder runs its bidirectional xLSTM layers (the ``xlstm`` keyword of the network)."""
+class XLSTMPlacement(str, enum.Enum):
+    """Where the encoder runs its bidirectional xLSTM layers (the ``xlstm`` keyword of the network).
+
+    A ``str`` enum that prints as its value, as ``enum.StrEnum`` would (that class needs Python 3.11).
+    """
 
     BOT = "bot"  # once, on the bottleneck (the deepest stage's output)
     ENC = "enc"  # after every stage of the deeper half of the encoder (stages >= num_stages // 2)
     NONE = "none"  # nowhere: the plain residual UNet, for ablations
+
+    def __str__(self) -> str:
+        return self.value
 
     @classmethod
     def parse(cls, value: str) -> XLSTMPlacement:

@@ -11,10 +11,10 @@ from monai.transforms import CropForegroundd
 
 from scripts.data.pet_ct_files import CT_CHANNEL
 
+# CT value above which a voxel counts as body (soft tissue, bone, the table); air and lung lie below.
 BODY_THRESHOLD_HU = -500.0
-"""CT value above which a voxel counts as body (soft tissue, bone, the table); air and lung lie below."""
+# Margin around the body box, in voxels of the grid the crop runs on (about 8-12 mm after ``Spacingd``).
 BODY_MARGIN_VOXELS = 4
-"""Margin around the body box, in voxels of the grid the crop runs on (about 8-12 mm after ``Spacingd``)."""
 
 
 class AboveThreshold:

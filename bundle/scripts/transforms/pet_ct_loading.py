@@ -29,8 +29,8 @@ from scripts.data.volume_checks import check_affine, check_image, check_label, c
 from scripts.data.volumes import read_meta_volume
 from scripts.errors import InputDataError
 
+# Meta key under which the loader records the PET file (``filename_or_obj`` stays the CT file).
 PET_FILENAME_KEY = "pet_filename_or_obj"
-"""Meta key under which the loader records the PET file (``filename_or_obj`` stays the CT file)."""
 
 StudyEntry = PathLike | Sequence[PathLike]
 

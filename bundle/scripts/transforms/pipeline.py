@@ -23,16 +23,20 @@ def _window(channel: int) -> tuple[tuple[float, float], tuple[float, float]]:
     return (n.lower, n.upper), (n.mean, n.std)
 
 
+CT_WINDOW_HU, CT_MEAN_STD = _window(CT_CHANNEL)
+PET_WINDOW_SUV, PET_MEAN_STD = _window(PET_CHANNEL)
+
+
 def petct_preprocessing(
     loader: MapTransform | None = None,
     image_key: str = "image",
     label_key: str | None = "label",
     pixdim: Sequence[float] = PAPER_SPACING_MM,
     body_threshold_hu: float = BODY_THRESHOLD_HU,
-    ct_window_hu: Sequence[float] = _window(CT_CHANNEL)[0],
-    ct_mean_std: Sequence[float] = _window(CT_CHANNEL)[1],
-    pet_window_suv: Sequence[float] = _window(PET_CHANNEL)[0],
-    pet_mean_std: Sequence[float] = _window(PET_CHANNEL)[1],
+    ct_window_hu: Sequence[float] = CT_WINDOW_HU,
+    ct_mean_std: Sequence[float] = CT_MEAN_STD,
+    pet_window_suv: Sequence[float] = PET_WINDOW_SUV,
+    pet_mean_std: Sequence[float] = PET_MEAN_STD,
 ) -> list[MapTransform]:
     """Return load -> RAS -> resample -> body crop -> CT and PET clip + z-score -> tensors, as a list of transforms.
 
