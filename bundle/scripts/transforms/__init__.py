@@ -3,7 +3,7 @@
 
 ``petct_preprocessing`` builds, for every config, in this order (docs/preprocessing.md)::
 
-    LoadPetCtd -> Orientationd("RAS") -> Spacingd([2.036, 2.036, 3.0]) -> CropBodyd -> ClipNormalized (CT, PET)
+    LoadPetCtd -> Orientationd("RAS") -> MetaSafeSpacingd([2.036, 2.036, 3.0]) -> CropBodyd -> ClipNormalized (CT, PET)
     -> EnsureTyped
 
 and ``Invertd(keys="pred", transform=<that Compose>, orig_keys="image")`` puts a prediction back on the CT grid.
@@ -23,6 +23,7 @@ from scripts.transforms.pet_ct_files import (
 )
 from scripts.transforms.pipeline import PAPER_SPACING_MM, petct_preprocessing
 from scripts.transforms.sampling import ClassLocationsd, sample_flat_indices
+from scripts.transforms.spacing import MetaSafeSpacingd
 
 __all__ = [
     "PAPER_SPACING_MM",
@@ -41,6 +42,7 @@ __all__ = [
     "CropBodyd",
     "LoadPetCt",
     "LoadPetCtd",
+    "MetaSafeSpacingd",
     "find_pet_partner",
     "inside_field_of_view",
     "load_label",
