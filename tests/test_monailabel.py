@@ -9,8 +9,9 @@ to the bundle's pins: ``monailabel/transform/post.py`` imports torchvision at mo
 ``monailabel/transform/writer.py`` imports itk (1.5 GB). So :class:`InferTaskAsInMonaiLabel` repeats what
 ``BundleInferTask`` (``tasks/infer/bundle.py``, "B") and ``BasicInferTask.__call__``
 (``tasks/infer/basic_infer.py``, "BI") of monailabel 0.8.5 do, step by step, with their line numbers; the request
-is built as ``endpoints/infer.py`` ("E") and ``interfaces/app.py`` ("A") build it. ``docs/monailabel.md`` records
-the same bundle in a real server.
+is built as ``endpoints/infer.py`` ("E") and ``interfaces/app.py`` ("A") build it. Not repeated: B's
+``unload_module("scripts")`` (L107, L194), which would re-import the package under the other tests' feet.
+``docs/monailabel.md`` records the same bundle in a real server.
 """
 
 import copy
@@ -125,6 +126,7 @@ class InferTaskAsInMonaiLabel:
         self.config = ConfigParser()  # B L309-313: inference.json alone, bundle_root forced to the bundle path
         self.config.read_config(str(bundle / "configs" / "inference.json"))
         self.config.config.update({"bundle_root": str(bundle)})
+        self.config.config["use_click"] = False  # B L113, for a segmentation (not deepedit) task
         with bundle_on_path(bundle):  # B L118-121: network_def, built once
             self.network_def = self.config.get_parsed_content("network_def", instantiate=True)
         metadata = json.loads((bundle / "configs" / "metadata.json").read_text())  # B L132-147

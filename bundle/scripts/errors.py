@@ -21,8 +21,8 @@ class InputDataError(ValueError):
         return (type(self), (self.path, self.problem))
 
 
+# HTTP status a web server answers for an unusable study (the request was understood; its data cannot be used).
 CLIENT_ERROR_STATUS = 422
-"""HTTP status a web server answers for an unusable study (the request was understood; its data cannot be used)."""
 
 
 def for_web_client(error: InputDataError) -> InputDataError:
