@@ -8,12 +8,14 @@ cd "$(dirname "$0")"
 
 venv=.venv
 python=${PYTHON:-python3}
-stamp="$venv/.installed-$(cat constraints.txt requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)"
+stamp="$venv/.installed-$(cat constraints.txt requirements.txt requirements-dev.txt requirements-monailabel.txt | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
     [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
     # torch first and alone, pinned: an unpinned resolve would pull a multi-GB CUDA build.
     "$venv/bin/pip" install -q --disable-pip-version-check torch==2.13.0
     "$venv/bin/pip" install -q --disable-pip-version-check -c constraints.txt -r requirements.txt -r requirements-dev.txt
+    # MONAI Label's classes for the tests, without its dependency set (see the file's header).
+    "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -r requirements-monailabel.txt
     rm -f "$venv"/.installed-*
     touch "$stamp"
 fi

@@ -39,7 +39,7 @@ RECIPE_IDS = (
     "strides",
     "network_def",
 )
-SEGMENTATION_IDS = ("preprocessing_transforms", "sw_batch_size", "sw_overlap", "stitch_on_cpu_above_voxels", "inferer")
+SEGMENTATION_IDS = ("preprocessing_transforms", "sw_batch_size", "stitch_on_cpu_above_voxels", "inferer")
 CHECKPOINT_IDS = ("last_checkpoint", "prune_checkpoints", "resume_from", "resume_loader")
 
 
@@ -89,6 +89,18 @@ def test_training_validates_with_the_inference_preprocessing_and_inferer(bundle_
     train, inference = raw(bundle_root, "train.json"), raw(bundle_root, "inference.json")
     for key in SEGMENTATION_IDS:
         assert inference[key] == train[key], f"inference.json and train.json disagree on {key}"
+
+
+def test_inference_profiles_full_by_default_as_validation_and_a_cheaper_interactive_one(bundle_root):
+    """MONAI Label's ``interactive`` option (displayable_configs) picks fewer flips and less window overlap."""
+    train = parse(bundle_root, "train.json")
+    full = parse(bundle_root, "inference.json")
+    assert full.get_parsed_content("sw_overlap") == train.get_parsed_content("sw_overlap") == 0.5
+    assert full.get_parsed_content("tta_axes") == [0, 1, 2]
+    interactive = parse(bundle_root, "inference.json")
+    interactive["displayable_configs"]["interactive"] = True
+    interactive.parse()
+    assert interactive.get_parsed_content("tta_axes") == [] and interactive.get_parsed_content("sw_overlap") == 0.25
 
 
 def test_pretraining_normalises_like_training_and_checkpoints_alike(bundle_root):

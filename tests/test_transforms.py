@@ -123,8 +123,9 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
         ("case_0000.nii.gz", ["case_0001.nii.gz", "case_0001.nii"]),  # nnU-Net
         ("fdg_a_b_0000.nii", ["fdg_a_b_0001.nii", "fdg_a_b_0001.nii.gz"]),  # nnU-Net, uncompressed
         ("CTres.nii.gz", ["SUV.nii.gz", "SUV.nii"]),  # autoPET release
-        ("ct.nii.gz", []),  # no convention
+        ("ct.nii.gz", ["pet/ct.nii.gz", "pet/ct.nii"]),  # MONAI Label studies folder
         ("case_0001.nii.gz", []),  # the PET itself is not a CT name
+        ("SUV.nii.gz", []),
     ],
 )
 def test_pet_partner_candidates(ct_name, pet_names):
@@ -136,9 +137,11 @@ def test_find_pet_partner_errors_name_the_ct_file(tmp_path):
     with pytest.raises(InputDataError, match="case_0001.nii.gz does not exist") as missing:
         find_pet_partner(ct)
     assert missing.value.path == str(ct)
-    with pytest.raises(InputDataError, match="neither the nnU-Net convention") as unknown:
+    with pytest.raises(InputDataError, match="pet/scan.nii.gz does not exist") as unknown:
         find_pet_partner(tmp_path / "scan.nii.gz")
     assert unknown.value.path == str(tmp_path / "scan.nii.gz")
+    with pytest.raises(InputDataError, match="this is a PET file"):
+        find_pet_partner(tmp_path / "case_0001.nii.gz")
     (tmp_path / "case_0001.nii").write_bytes(b"")
     assert find_pet_partner(ct) == tmp_path / "case_0001.nii"
 

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import sys
 
 
 class InputDataError(ValueError):
@@ -19,3 +21,37 @@ class InputDataError(ValueError):
 
     def __str__(self) -> str:
         return f"{self.path}: {self.problem}"
+
+
+# HTTP status a web server answers for an unusable study (the request was understood; its data cannot be used).
+CLIENT_ERROR_STATUS = 422
+
+
+def for_web_client(error: InputDataError) -> InputDataError:
+    """``error``, made to reach the client when it is raised inside a Starlette/FastAPI server (MONAI Label).
+
+    Such a server answers any other exception with a bare "500 Internal Server Error" and logs the traceback.
+    When ``starlette.exceptions`` is loaded in this process, the returned error is also Starlette's
+    ``HTTPException``, which the server answers with status 422 and ``{"detail": "<file>: <problem>"}``. Without a
+    web server it is ``error`` itself, so the bundle never imports one.
+    """
+    starlette = sys.modules.get("starlette.exceptions")
+    if starlette is None:
+        return error
+    web_error = _web_error_class(starlette.HTTPException)(error.path, error.problem)
+    web_error.status_code, web_error.detail, web_error.headers = CLIENT_ERROR_STATUS, str(error), None
+    return web_error
+
+
+@functools.cache
+def _web_error_class(http_exception: type) -> type:
+    class InputDataWebError(InputDataError, http_exception):
+        """An :class:`InputDataError` that a Starlette server answers with ``status_code`` and ``detail``."""
+
+        def __str__(self) -> str:
+            return f"{self.path}: {self.problem}"
+
+        def __reduce__(self) -> tuple:
+            return (InputDataError, (self.path, self.problem))  # pickles as the plain error
+
+    return InputDataWebError

@@ -8,6 +8,7 @@ import re
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 NNUNET_CT_SUFFIX, NNUNET_PET_SUFFIX = "_0000", "_0001"  # nnU-Net channel files: CT = 0, PET = 1
 RELEASE_CT_FILE, RELEASE_PET_FILE, RELEASE_LABEL_FILE = "CTres.nii.gz", "SUV.nii.gz", "SEG.nii.gz"  # autoPET
+STUDIES_PET_FOLDER = "pet"  # MONAI Label studies folder: CT <study>.nii.gz, its PET pet/<study>.nii.gz
 
 
 def strip_nifti_suffix(name: str) -> str:

@@ -14,6 +14,7 @@ from scripts.data.file_layout import (
     NNUNET_PET_SUFFIX,
     RELEASE_CT_FILE,
     RELEASE_PET_FILE,
+    STUDIES_PET_FOLDER,
     strip_nifti_suffix,
 )
 from scripts.errors import InputDataError
@@ -38,41 +39,49 @@ def _split_nifti_name(name: str) -> tuple[str, str]:
 
 
 def pet_partner_candidates(ct_path: PathLike) -> list[Path]:
-    """The PET files that the naming conventions pair with ``ct_path``, most likely first; [] if none applies.
+    """The PET files that the naming conventions pair with ``ct_path``, most likely first; [] for a PET file.
 
-    nnU-Net: ``<case>_0000.nii.gz`` -> ``<case>_0001.nii.gz``; autoPET release: ``CTres.nii.gz`` ->
-    ``SUV.nii.gz`` in the same folder. Either NIfTI suffix is accepted for the partner, the CT's own first.
+    nnU-Net: ``<case>_0000.nii.gz`` -> ``<case>_0001.nii.gz``; autoPET release: ``CTres.nii.gz`` -> ``SUV.nii.gz``
+    in the same folder; any other name (a MONAI Label studies folder): ``<study>.nii.gz`` ->
+    ``pet/<study>.nii.gz`` beside it. Either NIfTI suffix is accepted for the partner, the CT's own first. A
+    name that is itself a PET (``<case>_0001``, ``SUV``) has no partner.
     """
     path = Path(ct_path)
     stem, suffix = _split_nifti_name(path.name)
+    folder = path.parent
     if stem.endswith(NNUNET_CT_SUFFIX):
         pet_stem = stem[: -len(NNUNET_CT_SUFFIX)] + NNUNET_PET_SUFFIX
     elif stem == AUTOPET_CT_NAME:
         pet_stem = AUTOPET_PET_NAME
-    else:
+    elif stem.endswith(NNUNET_PET_SUFFIX) or stem == AUTOPET_PET_NAME:
         return []
+    else:
+        pet_stem, folder = stem, folder / STUDIES_PET_FOLDER
     suffixes = [suffix] + [s for s in NIFTI_SUFFIXES if s != suffix] if suffix else list(NIFTI_SUFFIXES)
-    return [path.with_name(pet_stem + s) for s in suffixes]
+    return [folder / (pet_stem + s) for s in suffixes]
+
+
+_CONVENTIONS = (
+    f"<case>{NNUNET_CT_SUFFIX}.nii.gz -> <case>{NNUNET_PET_SUFFIX}.nii.gz, {AUTOPET_CT_NAME}.nii.gz -> "
+    f"{AUTOPET_PET_NAME}.nii.gz, or <study>.nii.gz -> {STUDIES_PET_FOLDER}/<study>.nii.gz"
+)
 
 
 def find_pet_partner(ct_path: PathLike) -> Path:
     """Return the PET file that belongs to the CT file ``ct_path`` by naming convention.
 
     Raises:
-        InputDataError: the name follows no known convention, or the partner file does not exist.
+        InputDataError: ``ct_path`` is itself a PET file, or the partner file does not exist.
     """
     candidates = pet_partner_candidates(ct_path)
     if not candidates:
         raise InputDataError(
-            ct_path,
-            "one 3D file was given but its PET partner cannot be found: the name follows neither the nnU-Net "
-            f"convention (<case>{NNUNET_CT_SUFFIX}.nii.gz with PET <case>{NNUNET_PET_SUFFIX}.nii.gz) nor the autoPET "
-            f"one ({AUTOPET_CT_NAME}.nii.gz with {AUTOPET_PET_NAME}.nii.gz); pass [ct, pet] or one 2-channel file",
+            ct_path, f"this is a PET file, not a CT: open the study's CT ({_CONVENTIONS}), or pass [ct, pet]"
         )
     for candidate in candidates:
         if candidate.is_file():
             return candidate
-    raise InputDataError(ct_path, f"its PET partner {candidates[0]} does not exist")
+    raise InputDataError(ct_path, f"its PET partner {candidates[0]} does not exist (CT -> PET by name: {_CONVENTIONS})")
 
 
 def squeeze_trailing(volume: MetaTensor) -> MetaTensor:

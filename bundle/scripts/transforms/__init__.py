@@ -3,7 +3,7 @@
 
 ``petct_preprocessing`` builds, for every config, in this order (docs/preprocessing.md)::
 
-    LoadPetCtd -> Orientationd("RAS") -> Spacingd([2.036, 2.036, 3.0]) -> CropBodyd -> ClipNormalized (CT, PET)
+    LoadPetCtd -> Orientationd("RAS") -> MetaSafeSpacingd([2.036, 2.036, 3.0]) -> CropBodyd -> ClipNormalized (CT, PET)
     -> EnsureTyped
 
 and ``Invertd(keys="pred", transform=<that Compose>, orig_keys="image")`` puts a prediction back on the CT grid.
@@ -21,6 +21,7 @@ from scripts.transforms.intensity import DEFAULT_NORMALIZATION, ClipNormalizatio
 from scripts.transforms.pet_ct_loading import PET_FILENAME_KEY, LoadPetCt, LoadPetCtd, load_label
 from scripts.transforms.pipeline import PAPER_SPACING_MM, petct_preprocessing
 from scripts.transforms.sampling import ClassLocationsd, sample_flat_indices
+from scripts.transforms.spacing import MetaSafeSpacingd
 
 __all__ = [
     "PAPER_SPACING_MM",
@@ -39,6 +40,7 @@ __all__ = [
     "CropBodyd",
     "LoadPetCt",
     "LoadPetCtd",
+    "MetaSafeSpacingd",
     "find_pet_partner",
     "load_label",
     "pet_partner_candidates",

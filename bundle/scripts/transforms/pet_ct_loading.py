@@ -27,7 +27,7 @@ from scripts.data.pet_ct_files import (
 )
 from scripts.data.volume_checks import check_affine, check_image, check_label, check_overlap
 from scripts.data.volumes import read_meta_volume
-from scripts.errors import InputDataError
+from scripts.errors import InputDataError, for_web_client
 
 # Meta key under which the loader records the PET file (``filename_or_obj`` stays the CT file).
 PET_FILENAME_KEY = "pet_filename_or_obj"
@@ -168,6 +168,8 @@ class LoadPetCtd(MapTransform):
     Each key in ``keys`` holds a study entry (``[ct, pet]``, a 2-channel file, or a CT file with a named PET
     partner) and becomes a [2, X, Y, Z] ``MetaTensor``; ``label_key``, when present and not ``None``, holds a
     mask file on the CT grid and becomes [1, X, Y, Z]. Only plain arguments, so a JSON config can build it.
+    Inside a web server (MONAI Label) a bad study raises an error the server returns to the client
+    (:func:`scripts.errors.for_web_client`).
 
     Args:
         keys: the image key(s), usually ``"image"``.
@@ -194,9 +196,12 @@ class LoadPetCtd(MapTransform):
         """Replace the study entries (and the label path) in ``data`` by loaded, checked volumes."""
         d = dict(data)
         reference = None
-        for key in self.key_iterator(d):
-            d[key] = self.loader(d[key])
-            reference = d[key] if reference is None else reference
-        if self.label_key is not None and d.get(self.label_key) is not None and reference is not None:
-            d[self.label_key] = load_label(d[self.label_key], reference, self.grid_tolerance)
+        try:
+            for key in self.key_iterator(d):
+                d[key] = self.loader(d[key])
+                reference = d[key] if reference is None else reference
+            if self.label_key is not None and d.get(self.label_key) is not None and reference is not None:
+                d[self.label_key] = load_label(d[self.label_key], reference, self.grid_tolerance)
+        except InputDataError as error:
+            raise for_web_client(error) from error
         return d

@@ -8,12 +8,13 @@ its own working directory), so they share this code instead of a JSON file.
 
 from collections.abc import Sequence
 
-from monai.transforms import EnsureTyped, MapTransform, Orientationd, Spacingd
+from monai.transforms import EnsureTyped, MapTransform, Orientationd
 
 from scripts.data.pet_ct_files import CT_CHANNEL, PET_CHANNEL
 from scripts.transforms.body_crop import BODY_THRESHOLD_HU, CropBodyd
 from scripts.transforms.intensity import DEFAULT_NORMALIZATION, ClipNormalized
 from scripts.transforms.pet_ct_loading import LoadPetCtd
+from scripts.transforms.spacing import MetaSafeSpacingd
 
 PAPER_SPACING_MM = (2.036, 2.036, 3.0)
 
@@ -59,7 +60,7 @@ def petct_preprocessing(
     return [
         loader if loader is not None else LoadPetCtd(keys=image_key, label_key=label_key),
         Orientationd(keys=keys, axcodes="RAS", allow_missing_keys=True),
-        Spacingd(keys=keys, pixdim=pixdim, mode=modes, allow_missing_keys=True),
+        MetaSafeSpacingd(keys=keys, pixdim=pixdim, mode=modes, allow_missing_keys=True),
         CropBodyd(keys=keys, source_key=image_key, threshold_hu=body_threshold_hu, allow_missing_keys=True),
         _clip_normalize(image_key, CT_CHANNEL, ct_window_hu, ct_mean_std),
         _clip_normalize(image_key, PET_CHANNEL, pet_window_suv, pet_mean_std),
