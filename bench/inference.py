@@ -48,7 +48,7 @@ if str(BUNDLE_ROOT) not in sys.path:
     sys.path.insert(0, str(BUNDLE_ROOT))
 
 from scripts.atomic_io import write_json  # noqa: E402
-from scripts.inferers import FlipTTASlidingWindowInferer  # noqa: E402
+from scripts.inference.inferers import FlipTTASlidingWindowInferer  # noqa: E402
 from scripts.networks import BiXLSTMResUNet  # noqa: E402
 from scripts.networks.unet import PAPER_FEATURES, PAPER_STRIDES  # noqa: E402
 

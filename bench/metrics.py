@@ -5,9 +5,9 @@ Builds a ground truth with many lesions of varied size spread over a body-shaped
 prediction that finds most of them (shifted, grown or shrunk), misses some and adds false positives,
 saves both as NIfTI, then measures in fresh processes:
 
-* ``compute``: :func:`scripts.autopet_metrics.case_metrics` on the loaded masks (median of repeats);
+* ``compute``: :func:`scripts.evaluation.autopet_metrics.case_metrics` on the loaded masks (median of repeats);
 * ``naive labelling``: what labelling both full volumes with ``scipy.ndimage.label`` alone would cost;
-* ``cli``: the whole ``python -m scripts.metrics`` run on the two files (wall time and peak RSS).
+* ``cli``: the whole ``python -m scripts.evaluation.metrics`` run on the two files (wall time and peak RSS).
 
 Run from the repository root: ``.venv/bin/python bench/metrics.py``. Prints figures; it is not a test.
 """
@@ -76,8 +76,8 @@ def worker(folder: Path, repeats: int) -> None:
     sys.path.insert(0, str(BUNDLE_ROOT))
     from scipy import ndimage
 
-    from scripts.autopet_metrics import CONNECTIVITY_18, case_metrics
-    from scripts.metrics import load_mask
+    from scripts.evaluation.autopet_metrics import CONNECTIVITY_18, case_metrics
+    from scripts.evaluation.mask_scoring import load_mask
 
     start = time.perf_counter()
     gt, pred = load_mask(folder / "gt" / "case.nii.gz"), load_mask(folder / "pred" / "case.nii.gz")
@@ -109,7 +109,7 @@ def worker(folder: Path, repeats: int) -> None:
 def run_cli(folder: Path) -> dict[str, float]:
     """Run the CLI in a fresh process; return wall time and that process's peak RSS."""
     code = (
-        "import resource, sys; sys.path.insert(0, sys.argv[1]); from scripts.metrics import main; "
+        "import resource, sys; sys.path.insert(0, sys.argv[1]); from scripts.evaluation.metrics import main; "
         "status = main(sys.argv[2:]); "
         "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(status)"
     )

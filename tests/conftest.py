@@ -31,7 +31,7 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def make_tiny_dataset(tmp_path_factory):
     """A factory of small prepared datasets: synthetic studies at 10 x 10 x 15 mm, nnU-Net layout, 3 folds."""
-    from scripts.prepare import prepare_dataset
+    from scripts.data.prepare import prepare_dataset
     from scripts.synthetic import generate_cohort
 
     def make(name: str, n: int = 6, seed: int = 3, shape=(48, 48, 64), negative_share: float = 0.3) -> Path:

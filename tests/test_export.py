@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from scripts.export import export_network, main
+from scripts.inference.export import export_network, main
 from scripts.networks import BiXLSTMResUNet
 
 SMALL = {"features": [8, 16, 32, 64], "strides": [1, 2, 2, 2]}

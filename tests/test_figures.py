@@ -12,18 +12,10 @@ from PIL import Image
 from scipy import ndimage
 
 from scripts.atomic_io import save_nifti
-from scripts.autopet_metrics import case_metrics
 from scripts.errors import InputDataError
-from scripts.figures import (
-    choose_focus,
-    figure_title,
-    largest_component,
-    load_study,
-    main,
-    render_figures,
-    render_study_figure,
-    resample_axis_aligned,
-)
+from scripts.evaluation.autopet_metrics import case_metrics
+from scripts.evaluation.figure_volumes import choose_focus, largest_component, load_study, resample_axis_aligned
+from scripts.evaluation.figures import figure_title, main, render_figures, render_study_figure
 
 SHAPE = (20, 18, 30)
 SPACING = (4.0, 4.0, 5.0)

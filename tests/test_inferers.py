@@ -11,9 +11,9 @@ from monai.data import MetaTensor
 from monai.inferers import Inferer, sliding_window_inference
 from torch import nn
 
-from scripts.ensemble import FoldEnsemble, first_output, load_fold_ensemble, read_state_dict
 from scripts.errors import InputDataError
-from scripts.inferers import (
+from scripts.inference.ensemble import FoldEnsemble, first_output, load_fold_ensemble, read_state_dict
+from scripts.inference.inferers import (
     FlipTTASlidingWindowInferer,
     flip_subsets,
     flip_tta_sliding_window_inference,
@@ -246,7 +246,7 @@ def test_built_from_a_bundle_config():
         {
             "roi_size": [8, 8, 8],
             "inferer": {
-                "_target_": "scripts.inferers.FlipTTASlidingWindowInferer",
+                "_target_": "scripts.inference.inferers.FlipTTASlidingWindowInferer",
                 "roi_size": "@roi_size",
                 "flip_axes": [0, 1],
                 "amp_dtype": "bfloat16",
@@ -349,7 +349,7 @@ def test_load_fold_ensemble_from_a_bundle_config(tmp_path):
         "ckpt_dir": str(tmp_path),
         "network_def": {"_target_": "torch.nn.Conv3d", "in_channels": 2, "out_channels": 2, "kernel_size": 3},
         "network": {
-            "_target_": "scripts.ensemble.load_fold_ensemble",
+            "_target_": "scripts.inference.ensemble.load_fold_ensemble",
             "network": "@network_def",
             "checkpoints": ["$@ckpt_dir + '/model.pt'"],
         },

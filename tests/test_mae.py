@@ -33,7 +33,7 @@ from scripts.mae import (
     pretraining_datalist,
     save_encoder_checkpoint,
 )
-from scripts.mae.write_datalist import main as datalist_main
+from scripts.mae.write_pretraining_datalist import main as datalist_main
 from scripts.networks import BiXLSTMResUNet
 
 torch.set_flush_denormal(True)

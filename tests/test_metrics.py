@@ -20,7 +20,7 @@ from monai.data import MetaTensor
 from scipy import ndimage
 
 from scripts.atomic_io import save_nifti
-from scripts.autopet_metrics import (
+from scripts.evaluation.autopet_metrics import (
     CONNECTIVITY_18,
     CaseMetrics,
     affine_voxel_volume_ml,
@@ -35,8 +35,8 @@ from scripts.autopet_metrics import (
     nifti_voxel_volume_ml,
     summarize,
 )
-from scripts.metric_handlers import AutoPETMetric, AutoPETMetricHandler
-from scripts.metrics import main
+from scripts.evaluation.metric_handlers import AutoPETMetric, AutoPETMetricHandler
+from scripts.evaluation.metrics import main
 
 NAN = math.nan
 LINE = [(0, 2, 2), (1, 2, 2), (2, 2, 2), (3, 2, 2), (4, 2, 2)]
@@ -145,7 +145,7 @@ def test_box_decomposition_matches_whole_volume_labelling(seed, max_boxes, monke
         cover[box] += 1
     assert cover.max() <= 1 and cover[gt | pred].min() == 1  # disjoint, covering every foreground voxel
     assert len(boxes) <= max_boxes
-    monkeypatch.setattr("scripts.autopet_metrics.MAX_BOXES", max_boxes)  # also used inside case_metrics
+    monkeypatch.setattr("scripts.evaluation.autopet_metrics.MAX_BOXES", max_boxes)  # also used inside case_metrics
     dice, fp, fn = reference_metrics(gt, pred)
     metrics = case_metrics(gt, pred, voxel_ml=1.0)
     assert (metrics.fpv_ml, metrics.fnv_ml) == (fp, fn)
@@ -359,7 +359,7 @@ def test_cli_module_exits_cleanly_on_bad_input(cohort, tmp_path, bundle_root):
         [
             sys.executable,
             "-m",
-            "scripts.metrics",
+            "scripts.evaluation.metrics",
             "--gt",
             str(gt),
             "--pred",
@@ -465,7 +465,10 @@ def test_handler_from_a_bundle_config_with_metrics_saver(tmp_path):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return torch.cat([1 - x, x], dim=1)
 
-    handler = {"_target_": "scripts.metric_handlers.AutoPETMetricHandler", "output_transform": "@from_engine"}
+    handler = {
+        "_target_": "scripts.evaluation.metric_handlers.AutoPETMetricHandler",
+        "output_transform": "@from_engine",
+    }
     config = {
         "from_engine": "$monai.handlers.from_engine(['pred', 'label'])",
         "evaluator": {

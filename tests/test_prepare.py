@@ -14,11 +14,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from scripts.datalists import datalist_item
+from scripts.data.datalists import datalist_item
+from scripts.data.prepare import prepare_dataset
+from scripts.data.splits import check_splits, make_patient_folds, patient_of_case, patients_split_across_folds
+from scripts.data.studies import closest_name, sanitise_case_id, unique_case_ids
 from scripts.errors import InputDataError
-from scripts.prepare import prepare_dataset
-from scripts.splits import check_splits, make_patient_folds, patient_of_case, patients_split_across_folds
-from scripts.studies import closest_name, sanitise_case_id, unique_case_ids
 
 SHAPE = (12, 12, 10)
 CT_AFFINE = np.array([[2.0, 0, 0, -10], [0, 2.0, 0, 20], [0, 0, 3.0, 5], [0, 0, 0, 1]])
@@ -507,7 +507,7 @@ def test_layout_problems(release: Path, tmp_path: Path) -> None:
 
 def test_cli(release: Path, tmp_path: Path, bundle_root: Path) -> None:
     dst = tmp_path / "Dataset905_cli"
-    command = [sys.executable, "-m", "scripts.prepare", "--src", str(release), "--dst", str(dst), "--workers", "2"]
+    command = [sys.executable, "-m", "scripts.data.prepare", "--src", str(release), "--dst", str(dst), "--workers", "2"]
     done = subprocess.run(command, cwd=bundle_root, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "7 studies of 5 patients (4 with lesions, 3 negative)" in done.stdout

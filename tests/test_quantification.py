@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from scripts.errors import InputDataError
-from scripts.quantification import quantify, quantify_files, sphere_kernel
+from scripts.evaluation.quantification import quantify, quantify_files, sphere_kernel
 
 
 def test_volume_suvmax_suvmean_tlg_and_totals_by_hand():
@@ -91,7 +91,7 @@ def test_missing_and_non_binary_inputs_name_the_file(tmp_path):
 
 
 def test_cli_reports_a_missing_file_on_stderr_and_fails(tmp_path, capsys):
-    from scripts.quantification import main
+    from scripts.evaluation.quantification import main
 
     out_file = tmp_path / "q.json"
     args = ["--pred", str(tmp_path / "none.nii.gz"), "--pet", str(tmp_path / "pet.nii.gz")]

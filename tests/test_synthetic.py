@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from scripts.data.volume_checks import check_label, check_overlap, world_bounds
 from scripts.errors import InputDataError
 from scripts.synthetic import Tissue, generate_cohort, generate_study, plan_cohort, write_study
 from scripts.synthetic.__main__ import main
 from scripts.synthetic.cohort import MANIFEST_FILE
 from scripts.synthetic.grid import coarser_grid, las_grid
 from scripts.synthetic.organ_map import load_organ_map
-from scripts.volume_checks import check_label, check_overlap, world_bounds
 
 SMALL = (48, 48, 64)
 MEDIUM = (64, 64, 100)  # 8 x 8 x 10 mm voxels: enough to measure tissues away from their edges

@@ -20,6 +20,7 @@ from monai.transforms import (
 )
 
 from scripts.atomic_io import save_nifti
+from scripts.data.grids import same_grid
 from scripts.errors import InputDataError
 from scripts.transforms import (
     PET_FILENAME_KEY,
@@ -30,7 +31,6 @@ from scripts.transforms import (
     find_pet_partner,
     pet_partner_candidates,
     petct_preprocessing,
-    same_grid,
 )
 
 # CT like a real autoPET file: LAS orientation, 3 x 3 x 4 mm.

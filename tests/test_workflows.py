@@ -84,7 +84,7 @@ def test_resume_continues_from_the_last_epoch(trained, dataset, bundle_root):
 def test_stale_checkpoints_are_every_last_checkpoint_but_the_newest(tmp_path):
     import os
 
-    from scripts.checkpoints import PruneStaleCheckpoints, stale_checkpoints
+    from scripts.training.last_checkpoints import PruneStaleCheckpoints, stale_checkpoints
 
     # an old run reached epoch 10; a fresh --resume False run has just written epoch 2
     times = {"last_checkpoint_epoch=9.pt": 90, "last_checkpoint_epoch=10.pt": 100, "last_checkpoint_epoch=2.pt": 200}

@@ -21,11 +21,11 @@ from typing import Any
 from monai.bundle import run as run_bundle
 
 from scripts.atomic_io import write_json
-from scripts.baseline import segment_folder
-from scripts.evaluation import score_predictions
-from scripts.inference_inputs import find_inference_items
-from scripts.metrics import format_table
-from scripts.prepare import prepare_dataset
+from scripts.data.inference_inputs import find_inference_items
+from scripts.data.prepare import prepare_dataset
+from scripts.evaluation.baseline import segment_folder
+from scripts.evaluation.metrics import format_table
+from scripts.evaluation.prediction_scoring import score_predictions
 from scripts.synthetic import generate_cohort
 
 BUNDLE_ROOT = Path(__file__).resolve().parents[1]
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     t = stage("2. nnU-Net layout, patient-grouped 5-fold split, datalists")
     train_set = prepare_dataset(work / "raw_train", work / "dataset_train", n_folds=5, seed=0).folder
     test_set = prepare_dataset(work / "raw_test", work / "dataset_test", n_folds=2, seed=0).folder
-    print(f"python -m scripts.prepare --src {work / 'raw_train'} --dst {train_set}")
+    print(f"python -m scripts.data.prepare --src {work / 'raw_train'} --dst {train_set}")
     print(f"({time.perf_counter() - t:.0f} s)")
 
     t = stage("3. train fold 0 (small configuration)")

@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
         "ablation.csv and ablation.md under --out; rerunning with the same --out skips finished runs.",
     )
     data = parser.add_argument_group("data and protocol")
-    data.add_argument("--data", required=True, type=Path, help="dataset folder written by python -m scripts.prepare")
+    data.add_argument(
+        "--data", required=True, type=Path, help="dataset folder written by python -m scripts.data.prepare"
+    )
     data.add_argument("--out", required=True, type=Path, help="output folder (reused to resume)")
     data.add_argument(
         "--arms", nargs="+", default=list(DEFAULT_ARMS), help=f"variant[+ssl] (default: {' '.join(DEFAULT_ARMS)})"

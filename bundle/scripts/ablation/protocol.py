@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from scripts.ablation.bundle_configs import EVALUATE_CONFIGS, PRETRAIN_CONFIG, TRAIN_CONFIG, config_values
-from scripts.datalists import fold_datalist_name
+from scripts.data.datalists import fold_datalist_name
+from scripts.data.splits import SPLITS_FILE
 from scripts.errors import InputDataError
-from scripts.splits import SPLITS_FILE
 
 VARIANTS = ("none", "enc", "bot")  # xLSTM placement: none (plain residual UNet), encoder stages, bottleneck
 SSL_SUFFIX = "+ssl"
@@ -140,11 +140,11 @@ class FoldData:
 
     @property
     def datalist(self) -> Path:
-        """The fold's datalist file written by ``scripts.prepare``."""
+        """The fold's datalist file written by ``scripts.data.prepare``."""
         return self.folder / fold_datalist_name(self.fold)
 
 
-PREPARE_HINT = "prepare the dataset with python -m scripts.prepare first"
+PREPARE_HINT = "prepare the dataset with python -m scripts.data.prepare first"
 
 
 def _read_json(path: Path, what: str, hint: str = PREPARE_HINT) -> Any:
@@ -170,7 +170,7 @@ def _check_items(items: Any, key: str, datalist: Path, folder: Path) -> list[dic
 
 
 def load_fold(folder: str | Path, fold: int) -> FoldData:
-    """Read and check fold ``fold`` of a dataset folder written by ``python -m scripts.prepare``.
+    """Read and check fold ``fold`` of a dataset folder written by ``python -m scripts.data.prepare``.
 
     Raises:
         InputDataError: the folder, ``splits_final.json`` or the fold's datalist is missing or invalid, the
@@ -178,7 +178,7 @@ def load_fold(folder: str | Path, fold: int) -> FoldData:
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise InputDataError(folder, "dataset folder not found (give the folder python -m scripts.prepare wrote)")
+        raise InputDataError(folder, "dataset folder not found (give the folder python -m scripts.data.prepare wrote)")
     splits = _read_json(folder / SPLITS_FILE, "the split file")
     if not isinstance(splits, list) or not 0 <= fold < len(splits):
         folds = len(splits) if isinstance(splits, list) else 0
@@ -207,7 +207,7 @@ def labelled_subset(data: FoldData, labelled: int | None) -> list[dict[str, Any]
 
 def check_pretrain_datalist(path: Path) -> Path:
     """``path`` if it is a JSON datalist with a non-empty ``training`` list (what ``pretrain.json`` reads)."""
-    hint = "write one with python -m scripts.mae.write_datalist"
+    hint = "write one with python -m scripts.mae.write_pretraining_datalist"
     datalist = _read_json(path, "the pretraining datalist", hint)
     if not isinstance(datalist, dict) or not isinstance(datalist.get("training"), list) or not datalist["training"]:
         raise InputDataError(path, f"needs a non-empty 'training' list: {hint}")
@@ -215,7 +215,7 @@ def check_pretrain_datalist(path: Path) -> Path:
 
 
 def case_name(item: Mapping[str, Any]) -> str:
-    """The item's case id (``scripts.prepare`` writes one), else its label file name."""
+    """The item's case id (``scripts.data.prepare`` writes one), else its label file name."""
     return str(item.get("case") or Path(item["label"]).name)
 
 

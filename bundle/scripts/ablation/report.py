@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from scripts.atomic_io import write_csv, write_text
-from scripts.autopet_metrics import summarize
-from scripts.metrics import CASE_COLUMNS
+from scripts.evaluation.autopet_metrics import summarize
+from scripts.evaluation.metrics import CASE_COLUMNS
 
 if TYPE_CHECKING:
     from scripts.ablation.protocol import Arm, Protocol

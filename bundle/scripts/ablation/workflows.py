@@ -31,7 +31,7 @@ from scripts.ablation.report import run_row, write_reports
 from scripts.atomic_io import write_json
 from scripts.errors import InputDataError
 from scripts.mae import load_pretrained_encoder, pretraining_datalist
-from scripts.mae.datalist import relative_datalist
+from scripts.mae.pretraining_datalist import relative_datalist
 
 RUN_RECORD = "run.json"  # per fine-tuning run: seed, encoder, checkpoint, stage times
 PRETRAIN_RECORD = "pretrain.json"  # per pretraining: encoder path and time

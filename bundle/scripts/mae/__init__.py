@@ -8,16 +8,14 @@ Pretraining: ``LoadPretrainingStudyd`` (PET/CT or CT-only) -> preprocessing -> s
 """
 
 from scripts.mae.batch import MAEPrepareBatch
-from scripts.mae.checkpoint import (
+from scripts.mae.encoder_checkpoint import (
     ENCODER_CHECKPOINT_FORMAT,
     EncoderCheckpointSaver,
     encoder_checkpoint,
     read_encoder_tensors,
     save_encoder_checkpoint,
 )
-from scripts.mae.datalist import find_ct_files, find_pet_ct_studies, pretraining_datalist, pretraining_item
 from scripts.mae.keys import MASK_KEY, PET_KEY, TARGET_KEY, VALID_KEY
-from scripts.mae.loading import LoadPretrainingStudyd, load_ct_only
 from scripts.mae.loss import MaskedReconstructionLoss
 from scripts.mae.masking import (
     DEFAULT_BLOCK_SIZE,
@@ -27,8 +25,10 @@ from scripts.mae.masking import (
     block_grid_shape,
     masked_block_count,
 )
-from scripts.mae.metric import MaskedReconstructionMSE, reconstruction_output
 from scripts.mae.model import LightReconstructionDecoder, MAEReconstructor, encoder_summary
+from scripts.mae.pretraining_datalist import find_ct_files, find_pet_ct_studies, pretraining_datalist, pretraining_item
+from scripts.mae.pretraining_loading import LoadPretrainingStudyd, load_ct_only
+from scripts.mae.reconstruction_metric import MaskedReconstructionMSE, reconstruction_output
 from scripts.mae.transfer import EncoderTransferReport, PretrainedEncoderLoader, load_pretrained_encoder
 from scripts.mae.warmup import EncoderWarmup, encoder_param_groups
 

@@ -15,7 +15,7 @@ from ignite.engine import Engine, Events
 from torch import nn
 
 from scripts.errors import InputDataError
-from scripts.mae.checkpoint import read_encoder_tensors
+from scripts.mae.encoder_checkpoint import read_encoder_tensors
 from scripts.mae.keys import unwrap_parallel
 from scripts.mae.model import encoder_summary
 
@@ -77,7 +77,7 @@ def load_pretrained_encoder(
     """Copy the pretrained encoder tensors of a checkpoint into ``network`` (decoder untouched).
 
     Every tensor under the network's ``encoder_prefix`` (``"encoder."``: stem, residual stages, xLSTM layers)
-    is matched by name. Accepted files: see :mod:`scripts.mae.checkpoint`.
+    is matched by name. Accepted files: see :mod:`scripts.mae.encoder_checkpoint`.
 
     Args:
         network: the segmentation network (``BiXLSTMResUNet``; DDP-wrapped is fine).

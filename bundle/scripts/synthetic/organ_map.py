@@ -13,17 +13,17 @@ import os
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
+from scripts.data.volume_checks import check_affine, spatial_shape
+from scripts.data.volumes import read_volume
 from scripts.errors import InputDataError
 from scripts.synthetic.body import TorsoProfile
 from scripts.synthetic.frame import BodyFrame
 from scripts.synthetic.grid import Grid, Reorientation, las_grid, las_view
 from scripts.synthetic.shapes import Canvas
 from scripts.synthetic.tissues import ORGAN_MAP_IDS, Tissue
-from scripts.volume_checks import check_affine, spatial_shape
 
 if TYPE_CHECKING:
     from scripts.synthetic.anatomy import PatientTraits
@@ -55,11 +55,8 @@ def load_organ_map(path: str | os.PathLike) -> OrganMap:
         InputDataError: the file cannot be read, is not 3D, has a singular affine, or holds values other
             than the integers 0-10.
     """
-    try:
-        image = nib.load(str(path))
-        data = np.asanyarray(image.dataobj)
-    except Exception as error:  # any reader failure means the file is unusable
-        raise InputDataError(path, f"cannot read the organ-label map ({error})") from error
+    image = read_volume(path, "organ-label map")
+    data = image.array
     shape = spatial_shape(data, path)
     data = data.reshape(shape)
     check_affine(image.affine, path)

@@ -10,17 +10,15 @@ and ``Invertd(keys="pred", transform=<that Compose>, orig_keys="image")`` puts a
 """
 
 from scripts.transforms.body_crop import BODY_MARGIN_VOXELS, BODY_THRESHOLD_HU, AboveThreshold, CropBodyd
-from scripts.transforms.grids import inside_field_of_view, resample_onto_grid, same_grid, voxel_spacing
 from scripts.transforms.intensity import DEFAULT_NORMALIZATION, ClipNormalization, ClipNormalized
-from scripts.transforms.loading import PET_FILENAME_KEY, LoadPetCt, LoadPetCtd, load_label
 from scripts.transforms.pet_ct_files import (
     CHANNEL_NAMES,
     CT_CHANNEL,
     PET_CHANNEL,
     find_pet_partner,
     pet_partner_candidates,
-    read_volume,
 )
+from scripts.transforms.pet_ct_loading import PET_FILENAME_KEY, LoadPetCt, LoadPetCtd, load_label
 from scripts.transforms.pipeline import PAPER_SPACING_MM, petct_preprocessing
 from scripts.transforms.sampling import ClassLocationsd, sample_flat_indices
 
@@ -42,12 +40,7 @@ __all__ = [
     "LoadPetCt",
     "LoadPetCtd",
     "find_pet_partner",
-    "inside_field_of_view",
     "load_label",
     "pet_partner_candidates",
-    "read_volume",
-    "resample_onto_grid",
-    "same_grid",
     "sample_flat_indices",
-    "voxel_spacing",
 ]

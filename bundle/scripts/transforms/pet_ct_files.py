@@ -1,17 +1,14 @@
 # Copyright (c) 2026 the petct-bixlstm-bundle authors. Licensed under the Apache License, Version 2.0.
-"""PET/CT study files: the channel order, the CT -> PET naming conventions, and reading one checked volume."""
+"""PET/CT study files: the channel order and the CT -> PET naming conventions (reading: :mod:`scripts.data.volumes`)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import numpy as np
 from monai.data import MetaTensor
-from monai.transforms import LoadImage
 
-from scripts.errors import InputDataError
-from scripts.file_layout import (
+from scripts.data.file_layout import (
     NIFTI_SUFFIXES,
     NNUNET_CT_SUFFIX,
     NNUNET_PET_SUFFIX,
@@ -19,6 +16,7 @@ from scripts.file_layout import (
     RELEASE_PET_FILE,
     strip_nifti_suffix,
 )
+from scripts.errors import InputDataError
 
 CT_CHANNEL = 0
 """Channel of the CT (HU) in the 2-channel image."""
@@ -75,21 +73,6 @@ def find_pet_partner(ct_path: PathLike) -> Path:
         if candidate.is_file():
             return candidate
     raise InputDataError(ct_path, f"its PET partner {candidates[0]} does not exist")
-
-
-def read_volume(path: PathLike) -> MetaTensor:
-    """Read a NIfTI file with MONAI's nibabel reader as float32, meta included, without adding a channel.
-
-    Raises:
-        InputDataError: the file is missing or cannot be read.
-    """
-    if not Path(path).is_file():
-        raise InputDataError(path, "file not found")
-    try:
-        volume = LoadImage(reader="NibabelReader", image_only=True, dtype=np.float32)(str(path))
-    except Exception as error:  # nibabel raises several types for damaged or non-NIfTI files
-        raise InputDataError(path, f"cannot be read as a NIfTI image ({type(error).__name__}: {error})") from error
-    return volume
 
 
 def squeeze_trailing(volume: MetaTensor) -> MetaTensor:

@@ -12,7 +12,7 @@ Definitions follow the autoPET IV evaluation (see ``docs/metrics.md``):
   challenge's "Overall" is the mean of the subset (tracer or tracer x centre) means;
 * the interactive AUC integrates a metric over the click steps 0..10 with the trapezoid rule.
 
-Everything here is pure numpy/scipy on boolean masks; file handling lives in ``scripts.metrics``.
+Everything here is pure numpy/scipy on boolean masks; file handling lives in ``scripts.evaluation.metrics``.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ be the ``key_val_metric`` or an ``additional_metrics`` entry of a ``SupervisedEv
 
     "key_metric": {
         "val_dice": {
-            "_target_": "scripts.metric_handlers.AutoPETMetricHandler",
+            "_target_": "scripts.evaluation.metric_handlers.AutoPETMetricHandler",
             "metric_name": "dice",
             "output_transform": "$monai.handlers.from_engine(['pred', 'label'])"
         }
@@ -29,7 +29,7 @@ from monai.data import MetaTensor
 from monai.handlers import IgniteMetricHandler
 from monai.metrics import CumulativeIterationMetric
 
-from scripts.autopet_metrics import (
+from scripts.evaluation.autopet_metrics import (
     affine_voxel_volume_ml,
     dice_score,
     false_negative_volume,

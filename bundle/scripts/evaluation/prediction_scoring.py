@@ -2,7 +2,7 @@
 """Score the masks an inference run wrote against the label files of the same data items.
 
 Used by ``configs/evaluate.json`` after its evaluator has written one ``<study>.nii.gz`` per item: every mask
-is compared with its label file on the original grid, exactly as ``python -m scripts.metrics`` would.
+is compared with its label file on the original grid, exactly as ``python -m scripts.evaluation.metrics`` would.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from scripts.autopet_metrics import case_prefix
+from scripts.data.inference_inputs import study_name
 from scripts.errors import InputDataError
-from scripts.inference_inputs import study_name
-from scripts.metrics import CASE_COLUMNS, report_scores, score_cohort
+from scripts.evaluation.autopet_metrics import case_prefix
+from scripts.evaluation.mask_scoring import score_cohort
+from scripts.evaluation.metrics import CASE_COLUMNS, report_scores
 
 TRACERS = ("fdg", "psma")
 

@@ -5,7 +5,7 @@ TorchScript scripting (``monai.bundle ckpt_export`` without ``--use_trace``) fai
 whose blocks are not scriptable. ``torch.export`` traces the network for one window size (the sliding-window roi),
 which is all a sliding-window deployment needs; the exported program is checked to reproduce the eager output.
 
-    cd bundle && python -m scripts.export --checkpoint models/fold0/model.pt --out models/model.pt2 \
+    cd bundle && python -m scripts.inference.export --checkpoint models/fold0/model.pt --out models/model.pt2 \
         [--config configs/inference.json] [--set xlstm='"enc"'] [--set roi_size='[160,192,128]']
 """
 
@@ -21,7 +21,7 @@ import torch
 from monai.bundle import ConfigParser
 
 from scripts.atomic_io import atomic_path
-from scripts.ensemble import read_state_dict
+from scripts.inference.ensemble import read_state_dict
 
 
 def export_network(

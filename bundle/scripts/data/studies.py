@@ -1,7 +1,8 @@
 # Copyright (c) 2026 the petct-bixlstm-bundle authors. Licensed under the Apache License, Version 2.0.
 """Find the PET/CT studies of an autoPET release or of an nnU-Net raw dataset, and check each one can be used.
 
-Finding looks at names only (fast, and it names a misspelled file); :func:`check_study` reads the volumes.
+Finding looks at names only (fast, and it names a misspelled file); :func:`scripts.data.study_checks.check_study`
+reads the volumes.
 
 - autoPET release: ``SRC/<patient>/<study>/`` (the TCIA-derived release) or ``SRC/<study>/``, each study folder
   holding ``CTres.nii.gz`` (CT resampled to the PET grid), ``SUV.nii.gz`` (PET in SUV) and ``SEG.nii.gz``.
@@ -19,13 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
-import numpy as np
-
+from scripts.data.file_layout import NIFTI_SUFFIXES, RELEASE_CT_FILE, RELEASE_LABEL_FILE, RELEASE_PET_FILE, safe_name
+from scripts.data.splits import PATIENTS_FILE, check_patient_map, patient_of_case, read_json
 from scripts.errors import InputDataError
-from scripts.file_layout import NIFTI_SUFFIXES, RELEASE_CT_FILE, RELEASE_LABEL_FILE, RELEASE_PET_FILE, safe_name
-from scripts.splits import PATIENTS_FILE, check_patient_map, patient_of_case, read_json
-from scripts.volume_checks import check_affine, check_image, check_label, check_overlap
 
 CT_FILE, PET_FILE, LABEL_FILE = RELEASE_CT_FILE, RELEASE_PET_FILE, RELEASE_LABEL_FILE
 RELEASE_FILES = {
@@ -38,10 +35,6 @@ OTHER_RELEASE_FILES = frozenset({"CT.nii.gz", "PET.nii.gz"})
 NNUNET_MARKERS = ("dataset.json", "imagesTr", "labelsTr")
 NIFTI_ENDINGS = NIFTI_SUFFIXES
 CT_CHANNEL, PET_CHANNEL = "0000", "0001"
-# A mask may differ from the CT grid by float32 rounding of the header; PET must match as closely as MONAI's
-# channel stacking demands (np.allclose defaults), otherwise it is resampled.
-LABEL_GRID_ATOL_MM = 1e-4
-PET_GRID_ATOL_MM = 1e-8
 
 _CHANNEL_FILE = re.compile(r"(?P<case>.+)_(?P<channel>\d{4})")
 
@@ -58,16 +51,6 @@ class Study:
 
 
 @dataclass(frozen=True)
-class StudyCheck:
-    """What reading a valid study found: the CT grid shape, whether PET is on it, the lesion voxel count."""
-
-    case: str
-    shape: tuple[int, int, int]
-    pet_on_ct_grid: bool
-    lesion_voxels: int
-
-
-@dataclass(frozen=True)
 class NnunetDataset:
     """An nnU-Net raw dataset found on disk (names checked, volumes not yet read)."""
 
@@ -80,7 +63,7 @@ class NnunetDataset:
 
 
 def sanitise_case_id(name: str) -> str:
-    """File-name-safe case id (see :func:`scripts.file_layout.safe_name`)."""
+    """File-name-safe case id (see :func:`scripts.data.file_layout.safe_name`)."""
     return safe_name(name)
 
 
@@ -160,7 +143,7 @@ def find_release_studies(src: str | os.PathLike) -> list[Study]:
     A folder directly under ``src`` that holds NIfTI files (or nothing at all) is a study; one that holds only
     folders is a patient, each of its folders a study. Case ids are the sanitised ``<patient>_<study>`` (or
     ``<study>``) folder names, made unique. The patient id is the patient folder's name; for a study directly
-    under ``src`` it is :func:`scripts.splits.patient_of_case` of its case id.
+    under ``src`` it is :func:`scripts.data.splits.patient_of_case` of its case id.
 
     Args:
         src: the release folder.
@@ -299,72 +282,3 @@ def _split_labels(folder: Path, file_ending: str) -> tuple[list[str], list[str]]
         else:
             strays.append(entry.name)
     return cases, strays
-
-
-def _load(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Voxels and affine of a NIfTI file, or an :class:`InputDataError` saying it cannot be read."""
-    try:
-        image = nib.load(str(path))
-        return np.asanyarray(image.dataobj), np.asarray(image.affine, dtype=np.float64)
-    except FileNotFoundError as error:
-        raise InputDataError(path, "missing") from error
-    except Exception as error:  # nibabel raises many types (ImageFileError, EOFError, zlib.error, ...)
-        raise InputDataError(path, f"cannot be read as NIfTI ({type(error).__name__}: {error})") from error
-
-
-def same_grid(
-    shape: Sequence[int], affine: np.ndarray, ref_shape: Sequence[int], ref_affine: np.ndarray, atol: float
-) -> bool:
-    """True when two voxel grids have equal shapes and affines equal within ``atol`` mm (plus 1e-5 relative)."""
-    return tuple(shape) == tuple(ref_shape) and bool(np.allclose(affine, ref_affine, rtol=1e-5, atol=atol))
-
-
-def _grid_difference(shape: Sequence[int], affine: np.ndarray, ref_shape: Sequence[int], ref_affine: np.ndarray) -> str:
-    if tuple(shape) != tuple(ref_shape):
-        return f"shape {tuple(shape)} vs {tuple(ref_shape)}"
-    return f"affines differ by up to {np.abs(np.asarray(affine) - ref_affine).max():.3g} mm"
-
-
-def check_study(study: Study, allow_resampling: bool = True) -> StudyCheck:
-    """Read a study's volumes and check they can be used together.
-
-    CT and PET must be 3D, non-empty and finite with usable affines; the mask 3D with values 0/1 on the CT grid
-    (same shape, affine within :data:`LABEL_GRID_ATOL_MM`). PET off the CT grid must overlap it enough to be
-    resampled onto it, or is an error when ``allow_resampling`` is False (a dataset used in place).
-
-    Returns:
-        What was found, for conversion and the summary.
-
-    Raises:
-        InputDataError: the first problem, naming the file it is in.
-    """
-    ct, ct_affine = _load(study.ct)
-    ct_shape = check_image(ct, study.ct)
-    check_affine(ct_affine, study.ct)
-    del ct
-    pet, pet_affine = _load(study.pet)
-    pet_shape = check_image(pet, study.pet)
-    check_affine(pet_affine, study.pet)
-    del pet
-    pet_on_ct_grid = same_grid(pet_shape, pet_affine, ct_shape, ct_affine, PET_GRID_ATOL_MM)
-    if not pet_on_ct_grid:
-        if not allow_resampling:
-            difference = _grid_difference(pet_shape, pet_affine, ct_shape, ct_affine)
-            raise InputDataError(
-                study.pet,
-                f"PET is not on the CT grid of {study.ct.name} ({difference}); nnU-Net needs all channels on one "
-                "grid, and a dataset used in place is not resampled",
-            )
-        check_overlap(ct_affine, ct_shape, pet_affine, pet_shape, study.pet)
-    lesion_voxels = 0
-    if study.label is not None:
-        label, label_affine = _load(study.label)
-        label_shape = check_label(label, study.label)
-        if not same_grid(label_shape, label_affine, ct_shape, ct_affine, LABEL_GRID_ATOL_MM):
-            difference = _grid_difference(label_shape, label_affine, ct_shape, ct_affine)
-            raise InputDataError(
-                study.label,
-                f"the mask is not on the CT grid of {study.ct.name} ({difference}); it must share its voxels",
-            )
-        lesion_voxels = int(np.count_nonzero(label))
-    return StudyCheck(study.case, ct_shape, pet_on_ct_grid, lesion_voxels)

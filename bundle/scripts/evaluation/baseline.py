@@ -5,7 +5,7 @@ Every voxel at or above ``--suv`` is lesion, connected components below ``--min-
 finds hot lesions and also every hot organ (brain, bladder, kidneys...), which is exactly the false-positive
 problem a learned model has to solve.
 
-    python -m scripts.baseline --images DATASET/imagesTr --out PRED_DIR [--suv 4.0] [--min-ml 0.5]
+    python -m scripts.evaluation.baseline --images DATASET/imagesTr --out PRED_DIR [--suv 4.0] [--min-ml 0.5]
 """
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
 from scripts.atomic_io import save_nifti
-from scripts.autopet_metrics import CONNECTIVITY_18
+from scripts.data.file_layout import NNUNET_PET_SUFFIX
+from scripts.data.volume_checks import check_image
+from scripts.data.volumes import read_volume
 from scripts.errors import InputDataError
-from scripts.file_layout import NNUNET_PET_SUFFIX
-from scripts.volume_checks import check_image
+from scripts.evaluation.autopet_metrics import CONNECTIVITY_18
 
 PET_SUFFIX = NNUNET_PET_SUFFIX + ".nii.gz"
 
@@ -46,10 +46,10 @@ def segment_folder(images_dir: Path, out_dir: Path, suv_threshold: float = 4.0, 
         raise InputDataError(images_dir, f"no PET files (*{PET_SUFFIX}) found")
     written = []
     for pet_path in pets:
-        image = nib.load(str(pet_path))
-        suv = np.asarray(image.dataobj, dtype=np.float32)
+        image = read_volume(pet_path, "PET", dtype=np.float32)
+        suv = image.array
         check_image(suv, pet_path)
-        voxel_ml = float(np.prod(image.header.get_zooms()[:3])) / 1000.0
+        voxel_ml = float(np.prod(image.zooms_mm)) / 1000.0
         mask = threshold_segmentation(suv, voxel_ml, suv_threshold, min_ml)
         case = pet_path.name[: -len(PET_SUFFIX)]
         written.append(save_nifti(mask, image.affine, Path(out_dir) / f"{case}.nii.gz", dtype=np.uint8))

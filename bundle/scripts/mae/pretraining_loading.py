@@ -15,11 +15,12 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
+from scripts.data.volume_checks import check_affine, check_image
+from scripts.data.volumes import read_meta_volume
 from scripts.errors import InputDataError
 from scripts.mae.keys import PET_KEY, VALID_KEY
-from scripts.transforms import CHANNEL_NAMES, CT_CHANNEL, PET_CHANNEL, PET_FILENAME_KEY, LoadPetCt, read_volume
+from scripts.transforms import CHANNEL_NAMES, CT_CHANNEL, PET_CHANNEL, PET_FILENAME_KEY, LoadPetCt
 from scripts.transforms.pet_ct_files import squeeze_trailing
-from scripts.volume_checks import check_affine, check_image
 
 
 def load_ct_only(ct_path: str) -> MetaTensor:
@@ -28,7 +29,7 @@ def load_ct_only(ct_path: str) -> MetaTensor:
     Raises:
         InputDataError: the CT is missing, unreadable, not 3D, empty or non-finite, or has an unusable affine.
     """
-    ct = squeeze_trailing(read_volume(ct_path))
+    ct = squeeze_trailing(read_meta_volume(ct_path))
     shape = check_image(ct.numpy(), ct_path)
     check_affine(ct.affine.numpy(), ct_path)
     data = torch.zeros((len(CHANNEL_NAMES), *shape), dtype=torch.float32)

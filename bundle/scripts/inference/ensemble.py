@@ -4,10 +4,10 @@
 ``load_fold_ensemble`` builds one from a network definition and a list of checkpoint files, so a bundle
 config can write::
 
-    "network": {"_target_": "scripts.ensemble.load_fold_ensemble", "network": "@network_def",
+    "network": {"_target_": "scripts.inference.ensemble.load_fold_ensemble", "network": "@network_def",
                 "checkpoints": ["$@bundle_root + '/models/fold0/model.pt'", "..."]}
 
-``scripts.inferers.FlipTTASlidingWindowInferer`` recognises a ``FoldEnsemble`` and averages all members
+``scripts.inference.inferers.FlipTTASlidingWindowInferer`` recognises a ``FoldEnsemble`` and averages all members
 (and all flips) inside each window pass.
 """
 

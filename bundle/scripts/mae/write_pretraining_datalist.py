@@ -1,9 +1,9 @@
 # Copyright (c) 2026 the petct-bixlstm-bundle authors. Licensed under the Apache License, Version 2.0.
-"""Write an MAE pretraining datalist of PET/CT and CT-only studies (see :mod:`scripts.mae.datalist`).
+"""Write an MAE pretraining datalist of PET/CT and CT-only studies (see :mod:`scripts.mae.pretraining_datalist`).
 
 Run from ``bundle/``::
 
-    python -m scripts.mae.write_datalist --pet-ct DATASET/imagesTr --ct-only LONGITUDINAL_CT
+    python -m scripts.mae.write_pretraining_datalist --pet-ct DATASET/imagesTr --ct-only LONGITUDINAL_CT
         --base-dir DATASET --validation-fraction 0.05 --output DATASET/datalist_pretrain.json
 """
 
@@ -16,13 +16,13 @@ from pathlib import Path
 
 from scripts.atomic_io import write_json
 from scripts.errors import InputDataError
-from scripts.mae.datalist import find_ct_files, find_pet_ct_studies, pretraining_datalist, relative_datalist
+from scripts.mae.pretraining_datalist import find_ct_files, find_pet_ct_studies, pretraining_datalist, relative_datalist
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command-line interface of ``python -m scripts.mae.write_datalist``."""
+    """The command-line interface of ``python -m scripts.mae.write_pretraining_datalist``."""
     parser = argparse.ArgumentParser(
-        prog="python -m scripts.mae.write_datalist",
+        prog="python -m scripts.mae.write_pretraining_datalist",
         description="Write an MAE pretraining datalist of PET/CT studies and CT-only studies.",
     )
     parser.add_argument("--pet-ct", nargs="*", default=[], type=Path, help="folders of PET/CT studies (paired by name)")

@@ -18,16 +18,16 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
 
+from scripts.data.grids import GRID_TOLERANCE_VOXELS, resample_onto_grid, same_grid, voxel_spacing
+from scripts.data.volume_checks import check_affine, check_image, check_label, check_overlap
+from scripts.data.volumes import read_meta_volume
 from scripts.errors import InputDataError
-from scripts.transforms.grids import resample_onto_grid, same_grid, voxel_spacing
 from scripts.transforms.pet_ct_files import (
     CHANNEL_NAMES,
     PathLike,
     find_pet_partner,
-    read_volume,
     squeeze_trailing,
 )
-from scripts.volume_checks import check_affine, check_image, check_label, check_overlap
 
 PET_FILENAME_KEY = "pet_filename_or_obj"
 """Meta key under which the loader records the PET file (``filename_or_obj`` stays the CT file)."""
@@ -79,7 +79,7 @@ class LoadPetCt(Transform):
             the CT; the message names the file.
     """
 
-    def __init__(self, min_overlap: float = 0.5, grid_tolerance: float = 0.01) -> None:
+    def __init__(self, min_overlap: float = 0.5, grid_tolerance: float = GRID_TOLERANCE_VOXELS) -> None:
         if not 0.0 < min_overlap <= 1.0:
             raise ValueError(f"min_overlap must be in (0, 1], got {min_overlap}")
         if grid_tolerance < 0.0:
@@ -95,11 +95,11 @@ class LoadPetCt(Transform):
                     ", ".join(str(p) for p in entry), f"expected [ct, pet] (2 files), got {len(entry)} file(s)"
                 )
             ct_path, pet_path = entry
-            ct, ct_shape = _checked_image(read_volume(ct_path), ct_path)
+            ct, ct_shape = _checked_image(read_meta_volume(ct_path), ct_path)
             return self._combine(ct_path, ct, ct_shape, pet_path)
         if not isinstance(entry, (str, Path)):
             raise InputDataError(str(entry), f"expected a file path or [ct, pet], got a {type(entry).__name__}")
-        volume = squeeze_trailing(read_volume(entry))
+        volume = squeeze_trailing(read_meta_volume(entry))
         if volume.ndim == 4:
             return self._load_two_channel_file(entry, volume)
         ct, ct_shape = _checked_image(volume, entry)
@@ -124,7 +124,7 @@ class LoadPetCt(Transform):
     def _combine(
         self, ct_path: PathLike, ct: MetaTensor, ct_shape: tuple[int, int, int], pet_path: PathLike
     ) -> MetaTensor:
-        pet, pet_shape = _checked_image(read_volume(pet_path), pet_path)
+        pet, pet_shape = _checked_image(read_meta_volume(pet_path), pet_path)
         ct_affine = ct.affine.numpy()
         pet_affine = pet.affine.numpy()
         if same_grid(ct_affine, ct_shape, pet_affine, pet_shape, self.grid_tolerance):
@@ -138,7 +138,7 @@ class LoadPetCt(Transform):
         return image
 
 
-def load_label(path: PathLike, reference: MetaTensor, grid_tolerance: float = 0.01) -> MetaTensor:
+def load_label(path: PathLike, reference: MetaTensor, grid_tolerance: float = GRID_TOLERANCE_VOXELS) -> MetaTensor:
     """Load a lesion mask as a [1, X, Y, Z] float32 ``MetaTensor`` that must lie on ``reference``'s grid.
 
     Its affine is set to the reference's exactly, so later spatial transforms give both identical grids.
@@ -147,7 +147,7 @@ def load_label(path: PathLike, reference: MetaTensor, grid_tolerance: float = 0.
         InputDataError: the file is missing, unreadable, not 3D, has values other than 0/1, or lies on
             another grid than the CT.
     """
-    volume = squeeze_trailing(read_volume(path))
+    volume = squeeze_trailing(read_meta_volume(path))
     shape = check_label(volume.numpy(), path)
     check_affine(volume.affine.numpy(), path)
     ref_affine, ref_shape = reference.affine.numpy(), tuple(reference.shape[1:])
@@ -182,7 +182,7 @@ class LoadPetCtd(MapTransform):
         keys: KeysCollection = "image",
         label_key: str | None = "label",
         min_overlap: float = 0.5,
-        grid_tolerance: float = 0.01,
+        grid_tolerance: float = GRID_TOLERANCE_VOXELS,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)

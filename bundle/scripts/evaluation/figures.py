@@ -8,14 +8,14 @@ Each figure shows, for one study:
 * an axial CT slice and an axial PET slice through the largest lesion (largest 18-connected component of the
   ground truth, or of the prediction when there is no ground-truth lesion; the body centre when neither has
   one), with the ground-truth and predicted contours in two colours;
-* the study's Dice / FPV / FNV (ml, from :func:`scripts.autopet_metrics.case_metrics`) in the title when a
+* the study's Dice / FPV / FNV (ml, from :func:`scripts.evaluation.autopet_metrics.case_metrics`) in the title when a
   ground truth is given, the predicted volume otherwise.
 
 Volumes are reoriented to RAS with ``nibabel.as_closest_canonical`` and drawn in millimetres, so the head is at
 the top, the aspect ratio follows the voxel spacing and the patient's right is on the viewer's left
 (radiological convention). The PET (and any mask on another grid) is resampled onto the CT grid.
 
-CLI: ``python -m scripts.figures --items DATALIST_OR_FOLDER --pred PRED_DIR --out OUT_DIR``.
+CLI: ``python -m scripts.evaluation.figures --items DATALIST_OR_FOLDER --pred PRED_DIR --out OUT_DIR``.
 """
 
 from __future__ import annotations
@@ -25,23 +25,19 @@ import math
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from nibabel.processing import resample_from_to
-from scipy import ndimage
 
 from scripts.atomic_io import atomic_path
-from scripts.autopet_metrics import CONNECTIVITY_18, affine_voxel_volume_ml, case_metrics, foreground_boxes
+from scripts.data.inference_inputs import ct_and_pet_paths, find_inference_items, study_name
 from scripts.errors import InputDataError
-from scripts.inference_inputs import ct_and_pet_paths, find_inference_items, study_name
-from scripts.volume_checks import check_image, check_label
+from scripts.evaluation.autopet_metrics import case_metrics
+from scripts.evaluation.figure_volumes import Focus, StudyVolumes, choose_focus, load_study
 
 PathLike = str | os.PathLike
 
@@ -53,172 +49,6 @@ DEFAULT_CT_WINDOW = (-160.0, 240.0)
 
 GT_COLOUR, PRED_COLOUR = "#00b4ff", "#ff2a2a"
 """Contour colours: ground truth (sky blue) and prediction (red); both read on black CT and on white PET."""
-
-BODY_HU = -500.0
-"""CT voxels above this value count as body when centring the slices of a lesion-free study."""
-
-
-@dataclass(frozen=True)
-class Focus:
-    """Where the slices of a figure go.
-
-    Attributes:
-        voxel: (x, y, z) index on the RAS-reoriented CT grid; z is the axial slice shown.
-        source: ``"ground truth"``, ``"prediction"`` or ``"body centre"``.
-        voxels: size of the chosen component in voxels (0 for the body centre).
-    """
-
-    voxel: tuple[int, int, int]
-    source: str
-    voxels: int
-
-
-@dataclass(frozen=True)
-class StudyVolumes:
-    """One study on the RAS-reoriented CT grid: images, optional masks and the voxel spacing in mm."""
-
-    ct: np.ndarray
-    pet: np.ndarray
-    gt: np.ndarray | None
-    pred: np.ndarray | None
-    spacing: tuple[float, float, float]
-    voxel_ml: float
-
-
-def largest_component(mask: np.ndarray) -> Focus | None:
-    """The largest 18-connected component of a 3D mask, as the axial slice where it is widest.
-
-    Args:
-        mask: 3D boolean (or 0/1) array.
-
-    Returns:
-        ``Focus`` whose ``voxel`` is (x, y, z): z is the slice holding most voxels of the component (the lowest
-        such slice on a tie) and (x, y) the component's centroid within that slice, rounded; ``None`` for an
-        empty mask. ``source`` is left as ``""`` for the caller to fill in.
-    """
-    mask = np.asarray(mask, dtype=bool)
-    best: tuple[int, np.ndarray] | None = None
-    for box in foreground_boxes(mask):
-        labels, count = ndimage.label(mask[box], structure=CONNECTIVITY_18)
-        if count == 0:
-            continue
-        sizes = np.bincount(labels.ravel(), minlength=count + 1)
-        sizes[0] = 0
-        label = int(np.argmax(sizes))
-        if best is None or int(sizes[label]) > best[0]:
-            coords = np.argwhere(labels == label) + np.array([s.start for s in box])
-            best = (int(sizes[label]), coords)
-    if best is None:
-        return None
-    voxels, coords = best
-    widest = int(np.argmax(np.bincount(coords[:, 2])))
-    in_slice = coords[coords[:, 2] == widest]
-    x, y = (int(round(v)) for v in in_slice[:, :2].mean(axis=0))
-    return Focus((x, y, widest), "", voxels)
-
-
-def body_centre(ct: np.ndarray) -> tuple[int, int, int]:
-    """Centroid of the body (CT above :data:`BODY_HU`), from every 4th voxel; the grid centre when none is found."""
-    step = 4
-    coords = np.argwhere(ct[::step, ::step, ::step] > BODY_HU)
-    if coords.size == 0:
-        return tuple(int(s) // 2 for s in ct.shape)  # type: ignore[return-value]
-    centre = coords.mean(axis=0) * step
-    return tuple(int(min(round(c), s - 1)) for c, s in zip(centre, ct.shape, strict=True))  # type: ignore[return-value]
-
-
-def choose_focus(ct: np.ndarray, gt: np.ndarray | None, pred: np.ndarray | None) -> Focus:
-    """Pick the slices: largest ground-truth lesion, else largest predicted component, else the body centre."""
-    for mask, source in ((gt, "ground truth"), (pred, "prediction")):
-        if mask is not None:
-            found = largest_component(mask)
-            if found is not None:
-                return Focus(found.voxel, source, found.voxels)
-    return Focus(body_centre(ct), "body centre", 0)
-
-
-def _load(path: PathLike, what: str) -> nib.Nifti1Image:
-    file = Path(path)
-    if not file.is_file():
-        raise InputDataError(file, f"{what} file not found")
-    try:
-        image = nib.squeeze_image(nib.load(str(file)))
-    except Exception as error:  # nibabel raises several types for unreadable files
-        raise InputDataError(file, f"cannot read the {what} as NIfTI ({error})") from error
-    if len(image.shape) != 3:
-        raise InputDataError(file, f"expected a 3D {what} volume, got shape {tuple(image.shape)}")
-    return image
-
-
-def _same_grid(image: nib.Nifti1Image, reference: nib.Nifti1Image) -> bool:
-    return image.shape == reference.shape and np.allclose(image.affine, reference.affine, atol=1e-3)
-
-
-def resample_axis_aligned(
-    data: np.ndarray, scale: Sequence[float], offset: Sequence[float], shape: Sequence[int], order: int
-) -> np.ndarray:
-    """Resample a volume whose grid is axis-aligned with the target grid, one axis at a time.
-
-    Target voxel ``i`` along axis ``a`` samples the source at ``offset[a] + scale[a] * i``; linear (``order=1``)
-    or nearest (``order=0``) interpolation; samples outside the source are 0. Equivalent to
-    ``scipy.ndimage.affine_transform`` with a diagonal matrix, but separable and several times faster.
-    """
-    result = np.asarray(data, dtype=np.float32)
-    for axis in range(3):
-        size = result.shape[axis]
-        position = offset[axis] + scale[axis] * np.arange(shape[axis], dtype=np.float64)
-        inside = (position >= -1e-6) & (position <= size - 1 + 1e-6)
-        position = np.clip(position, 0, size - 1)
-        view = [1, 1, 1]
-        view[axis] = shape[axis]
-        keep = inside.astype(np.float32).reshape(view)
-        if order == 0:
-            result = np.take(result, np.rint(position).astype(np.intp), axis=axis) * keep
-            continue
-        low = np.minimum(np.floor(position).astype(np.intp), size - 1)
-        high = np.minimum(low + 1, size - 1)
-        weight = (position - low).astype(np.float32).reshape(view)
-        below, above = np.take(result, low, axis=axis), np.take(result, high, axis=axis)
-        result = (below + weight * (above - below)) * keep
-    return result
-
-
-def _on_grid(image: nib.Nifti1Image, ct: nib.Nifti1Image, ct_ras: nib.Nifti1Image, order: int) -> np.ndarray:
-    """``image`` on the RAS CT grid: reoriented if it shares the CT grid, else resampled (``order`` 0 or 1)."""
-    if _same_grid(image, ct):
-        return np.asarray(nib.as_closest_canonical(image).dataobj, dtype=np.float32)
-    image_ras = nib.as_closest_canonical(image)
-    mapping = np.linalg.solve(image_ras.affine, ct_ras.affine)  # CT voxel -> image voxel
-    linear = mapping[:3, :3]
-    if np.allclose(linear, np.diag(np.diag(linear)), atol=1e-6):
-        data = np.asarray(image_ras.dataobj, dtype=np.float32)
-        return resample_axis_aligned(data, np.diag(linear), mapping[:3, 3], ct_ras.shape, order)
-    resampled = resample_from_to(image, (ct_ras.shape, ct_ras.affine), order=order, cval=0.0)
-    return np.asarray(resampled.dataobj, dtype=np.float32)
-
-
-def _load_mask(path: PathLike, ct: nib.Nifti1Image, ct_ras: nib.Nifti1Image, what: str) -> np.ndarray:
-    image = _load(path, what)
-    raw = np.asarray(image.dataobj)
-    check_label(raw, path)
-    return _on_grid(image, ct, ct_ras, order=0) > 0.5
-
-
-def load_study(
-    ct_path: PathLike, pet_path: PathLike, pred_path: PathLike | None = None, label_path: PathLike | None = None
-) -> StudyVolumes:
-    """Load a study onto the RAS-reoriented CT grid, checking every file (``InputDataError`` names the bad one)."""
-    ct = _load(ct_path, "CT")
-    ct_ras = nib.as_closest_canonical(ct)
-    ct_array = np.asarray(ct_ras.dataobj, dtype=np.float32)
-    check_image(ct_array, ct_path)
-    pet = _load(pet_path, "PET")
-    pet_array = _on_grid(pet, ct, ct_ras, order=1)
-    check_image(pet_array, pet_path)
-    gt = None if label_path is None else _load_mask(label_path, ct, ct_ras, "label")
-    pred = None if pred_path is None else _load_mask(pred_path, ct, ct_ras, "prediction")
-    spacing = tuple(float(s) for s in np.sqrt((ct_ras.affine[:3, :3] ** 2).sum(axis=0)))
-    return StudyVolumes(ct_array, pet_array, gt, pred, spacing, affine_voxel_volume_ml(ct_ras.affine))  # type: ignore[arg-type]
 
 
 def _format(value: float, digits: int, unit: str = "") -> str:
@@ -379,7 +209,7 @@ def render_study_figure(
         label_path: optional ground-truth lesion mask (0/1); with it the title carries Dice / FPV / FNV.
         suv_window: PET display window (SUV), inverted grey.
         ct_window: CT display window (HU).
-        name: study name in the title; default :func:`scripts.inference_inputs.study_name` of the CT.
+        name: study name in the title; default :func:`scripts.data.inference_inputs.study_name` of the CT.
 
     Returns:
         ``Path(out_png)``.
@@ -435,7 +265,7 @@ def render_figures(
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the figure CLI."""
     parser = argparse.ArgumentParser(
-        prog="python -m scripts.figures",
+        prog="python -m scripts.evaluation.figures",
         description="Write one PNG per study: PET MIPs and CT/PET slices through the largest lesion with "
         "ground-truth and predicted contours, and Dice / FPV / FNV in the title.",
     )

@@ -22,7 +22,7 @@ import torch
 from monai.inferers import Inferer, sliding_window_inference
 from torch import nn
 
-from scripts.ensemble import FoldEnsemble, first_output
+from scripts.inference.ensemble import FoldEnsemble, first_output
 
 __all__ = [
     "FlipTTASlidingWindowInferer",
@@ -137,7 +137,7 @@ def flip_tta_sliding_window_inference(
 ) -> torch.Tensor:
     """Sliding-window inference whose window predictor averages flips (TTA) and fold members.
 
-    A :class:`~scripts.ensemble.FoldEnsemble` ``network`` is unpacked into its members, so all members and
+    A :class:`~scripts.inference.ensemble.FoldEnsemble` ``network`` is unpacked into its members, so all members and
     all flips are averaged inside one window pass. Network forward calls =
     ``ceil(windows / sw_batch_size) * 2 ** len(flip_axes) * members``. Runs under ``torch.no_grad()``.
 
@@ -224,7 +224,7 @@ class FlipTTASlidingWindowInferer(Inferer):
 
     Usable from a bundle config and by MONAI Label as is::
 
-        "inferer": {"_target_": "scripts.inferers.FlipTTASlidingWindowInferer",
+        "inferer": {"_target_": "scripts.inference.inferers.FlipTTASlidingWindowInferer",
                     "roi_size": "@roi_size", "flip_axes": [0, 1, 2], "device": "cpu"}
 
     See :func:`flip_tta_sliding_window_inference` for the meaning of every argument; parameters are

@@ -10,7 +10,7 @@ Lesions are the connected components of the mask (18-connectivity, as the autoPE
 
 Per study: the lesion count, the metabolic tumour volume (MTV, the sum of lesion volumes) and the total TLG.
 
-    python -m scripts.quantification --pred MASK.nii.gz --pet SUV.nii.gz --out lesions.json   (+ lesions.csv)
+    python -m scripts.evaluation.quantification --pred MASK.nii.gz --pet SUV.nii.gz --out lesions.json   (+ lesions.csv)
 """
 
 from __future__ import annotations
@@ -24,16 +24,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
-from nibabel.processing import resample_from_to
+import torch
+from monai.data import MetaTensor
 from scipy import ndimage
 
 from scripts.atomic_io import write_csv, write_json
-from scripts.autopet_metrics import CONNECTIVITY_18
+from scripts.data.grids import resample_onto_grid, same_grid
+from scripts.data.inference_inputs import ct_and_pet_paths, study_name
+from scripts.data.volume_checks import check_image, check_label
+from scripts.data.volumes import read_volume
 from scripts.errors import InputDataError
-from scripts.inference_inputs import ct_and_pet_paths, study_name
-from scripts.volume_checks import check_image, check_label
+from scripts.evaluation.autopet_metrics import CONNECTIVITY_18
 
 PEAK_SPHERE_ML = 1.0
 
@@ -123,17 +125,16 @@ def quantify_files(
 
     A PET on another grid than the mask is resampled onto the mask's grid (trilinear).
     """
-    for path in (pred_path, pet_path):
-        if not Path(path).is_file():
-            raise InputDataError(path, "file not found")
-    mask_image, pet_image = nib.load(str(pred_path)), nib.load(str(pet_path))
-    mask = np.asarray(mask_image.dataobj)
+    mask_image = read_volume(pred_path)
+    pet_image = read_volume(pet_path, dtype=np.float32)
+    mask = mask_image.array
     check_label(mask, pred_path)
-    if pet_image.shape[:3] != mask_image.shape[:3] or not np.allclose(pet_image.affine, mask_image.affine, atol=1e-3):
-        pet_image = resample_from_to(pet_image, (mask_image.shape[:3], mask_image.affine), order=1)
-    suv = np.asarray(pet_image.dataobj, dtype=np.float32)
-    check_image(suv, pet_path)
-    result = quantify(mask.reshape(mask.shape[:3]), suv.reshape(suv.shape[:3]), mask_image.header.get_zooms()[:3])
+    check_image(pet_image.array, pet_path)
+    suv = pet_image.array.reshape(pet_image.spatial_shape)
+    if not same_grid(mask_image.affine, mask_image.spatial_shape, pet_image.affine, pet_image.spatial_shape):
+        source = MetaTensor(torch.from_numpy(suv[None]), affine=pet_image.affine)
+        suv = resample_onto_grid(source, mask_image.affine, mask_image.spatial_shape)[0].numpy()
+    result = quantify(mask.reshape(mask_image.spatial_shape), suv, mask_image.zooms_mm)
     summary = {"prediction": str(pred_path), "pet": str(pet_path), **asdict(result)}
     write_json(summary, out_json)
     rows = [{key: value for key, value in asdict(lesion).items()} for lesion in result.lesions]

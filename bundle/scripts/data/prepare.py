@@ -3,8 +3,8 @@
 
 Run from ``bundle/``::
 
-    python -m scripts.prepare --src RELEASE --dst DatasetXXX_autoPET [--folds 5] [--seed 0] [--workers 8]
-    python -m scripts.prepare --src DatasetXXX_autoPET          # an nnU-Net raw dataset: add splits in place
+    python -m scripts.data.prepare --src RELEASE --dst DatasetXXX_autoPET [--folds 5] [--seed 0] [--workers 8]
+    python -m scripts.data.prepare --src DatasetXXX_autoPET          # an nnU-Net raw dataset: add splits in place
 
 Every study is read and checked before anything final is written; a converted dataset is built in a temporary
 sibling folder and renamed into place only when complete, so a failure leaves no half-written dataset and never
@@ -14,24 +14,22 @@ damages an existing one. See ``docs/data.md``.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import shutil
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any
 
-import nibabel as nib
 import numpy as np
-from nibabel.processing import resample_from_to
+import torch
+from monai.data import MetaTensor
 
 from scripts.atomic_io import atomic_path, save_nifti, write_json
-from scripts.datalists import write_datalists
-from scripts.errors import InputDataError
-from scripts.splits import (
+from scripts.data.datalists import write_datalists
+from scripts.data.grids import resample_onto_grid
+from scripts.data.splits import (
     DEFAULT_FOLDS,
     PATIENTS_FILE,
     SPLITS_FILE,
@@ -41,30 +39,23 @@ from scripts.splits import (
     patients_split_across_folds,
     read_json,
 )
-from scripts.studies import (
+from scripts.data.studies import (
     CT_CHANNEL,
     PET_CHANNEL,
     Study,
-    StudyCheck,
-    check_study,
     find_nnunet_dataset,
     find_release_studies,
     is_nnunet_dataset,
 )
+from scripts.data.study_checks import StudyCheck, check_all, parallel_map
+from scripts.data.volumes import read_volume
+from scripts.errors import InputDataError
 
 FILE_ENDING = ".nii.gz"
 CHANNEL_NAMES = {"0": "CT", "1": "PET"}
 LABELS = {"background": 0, "lesion": 1}
 
 Log = Callable[[str], None]
-_Item = TypeVar("_Item")
-
-
-class _Problem(NamedTuple):
-    """An :class:`InputDataError` as plain data (that exception does not survive pickling between processes)."""
-
-    path: str
-    problem: str
 
 
 @dataclass(frozen=True)
@@ -114,7 +105,7 @@ def dataset_json(name: str, num_training: int) -> dict[str, Any]:
     return {
         "name": name,
         "description": (
-            "Whole-body PET/CT lesion segmentation in the autoPET layout, converted by scripts.prepare: "
+            "Whole-body PET/CT lesion segmentation in the autoPET layout, converted by scripts.data.prepare: "
             "channel 0 = CT on the PET grid (HU), channel 1 = PET (SUV), label 1 = lesion."
         ),
         "channel_names": dict(CHANNEL_NAMES),
@@ -124,63 +115,15 @@ def dataset_json(name: str, num_training: int) -> dict[str, Any]:
     }
 
 
-def _parallel_map(function: Callable[[_Item], Any], items: Sequence[_Item], workers: int, log: Log, verb: str) -> list:
-    """``[function(item) for item in items]``, in order, over ``workers`` processes, logging progress."""
-    total, results = len(items), []
-    every = max(1, total // 10)
-    if workers > 1 and total > 1:
-        context = multiprocessing.get_context("spawn")  # no fork of a parent that may hold threads (torch)
-        with ProcessPoolExecutor(max_workers=min(workers, total), mp_context=context) as pool:
-            outputs = pool.map(function, items)
-            for done, output in enumerate(outputs, start=1):
-                results.append(output)
-                _log_progress(log, verb, done, total, every)
-    else:
-        for done, item in enumerate(items, start=1):
-            results.append(function(item))
-            _log_progress(log, verb, done, total, every)
-    return results
-
-
-def _log_progress(log: Log, verb: str, done: int, total: int, every: int) -> None:
-    if total >= 50 and (done % every == 0 or done == total):
-        log(f"{verb} {done}/{total} studies")
-
-
-def _check_or_problem(study: Study, allow_resampling: bool) -> StudyCheck | _Problem:
-    try:
-        return check_study(study, allow_resampling=allow_resampling)
-    except InputDataError as error:
-        return _Problem(error.path, error.problem)
-
-
-def check_all(studies: Sequence[Study], allow_resampling: bool, workers: int = 1, log: Log = print) -> list[StudyCheck]:
-    """Check every study (in ``workers`` processes); raise for the first bad one after listing all of them.
-
-    Raises:
-        InputDataError: for the first study with a problem; its message counts the others, which are logged.
-    """
-    results = _parallel_map(
-        partial(_check_or_problem, allow_resampling=allow_resampling), studies, workers, log, "checked"
-    )
-    problems = [result for result in results if isinstance(result, _Problem)]
-    if not problems:
-        return results
-    log(f"{len(problems)} of {len(studies)} studies cannot be used:")
-    for problem in problems:
-        log(f"  {problem.path}: {problem.problem}")
-    others = f" (and {len(problems) - 1} more studies with problems, listed above)" if len(problems) > 1 else ""
-    raise InputDataError(problems[0].path, problems[0].problem + others)
-
-
 def resample_pet_onto_ct(pet_path: Path, ct_path: Path, out_path: Path) -> Path:
-    """Resample a PET volume trilinearly onto the CT's voxel grid (0 outside the PET field of view), as float32."""
-    ct, pet = nib.load(str(ct_path)), nib.load(str(pet_path))
-    ct_shape = tuple(int(size) for size in ct.shape[:3])
-    pet_voxels = np.asarray(pet.dataobj, dtype=np.float32).reshape(pet.shape[:3])
-    source = nib.Nifti1Image(pet_voxels, pet.affine)
-    resampled = resample_from_to(source, (ct_shape, ct.affine), order=1, mode="constant", cval=0.0)
-    return save_nifti(np.asarray(resampled.dataobj, dtype=np.float32), ct.affine, out_path)
+    """Resample a PET volume trilinearly onto the CT's voxel grid (0 outside the PET field of view), as float32.
+
+    The same resampling (:func:`scripts.data.grids.resample_onto_grid`) as the loader applies on the fly.
+    """
+    ct, pet = read_volume(ct_path, "CT"), read_volume(pet_path, "PET", dtype=np.float32)
+    source = MetaTensor(torch.from_numpy(pet.array.reshape((1, *pet.spatial_shape))), affine=pet.affine)
+    resampled = resample_onto_grid(source, ct.affine, ct.spatial_shape)[0].numpy()
+    return save_nifti(resampled, ct.affine, out_path)
 
 
 def _convert_study(pair: tuple[Study, StudyCheck], output: Path) -> None:
@@ -226,7 +169,7 @@ def _convert_release(
     with atomic_path(dst) as building:
         (building / "imagesTr").mkdir(parents=True)
         (building / "labelsTr").mkdir()
-        _parallel_map(
+        parallel_map(
             partial(_convert_study, output=building), list(zip(studies, checks, strict=True)), workers, log, "wrote"
         )
         write_json(dataset_json(name or dst.name, len(studies)), building / "dataset.json")
@@ -333,9 +276,9 @@ def prepare_dataset(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command-line interface of ``python -m scripts.prepare``."""
+    """The command-line interface of ``python -m scripts.data.prepare``."""
     parser = argparse.ArgumentParser(
-        prog="python -m scripts.prepare",
+        prog="python -m scripts.data.prepare",
         description="autoPET release -> nnU-Net raw dataset with patient-grouped folds and MONAI datalists "
         "(an nnU-Net raw dataset is prepared in place).",
     )

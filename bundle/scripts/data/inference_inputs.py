@@ -21,8 +21,7 @@ from typing import Any
 
 from monai.data import load_decathlon_datalist
 
-from scripts.errors import InputDataError
-from scripts.file_layout import (
+from scripts.data.file_layout import (
     NNUNET_CT_SUFFIX,
     NNUNET_PET_SUFFIX,
     RELEASE_CT_FILE,
@@ -31,6 +30,7 @@ from scripts.file_layout import (
     safe_name,
     strip_nifti_suffix,
 )
+from scripts.errors import InputDataError
 from scripts.transforms import find_pet_partner
 
 

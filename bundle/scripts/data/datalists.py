@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from scripts.atomic_io import write_json
-from scripts.file_layout import NNUNET_CT_SUFFIX, NNUNET_PET_SUFFIX
-from scripts.splits import Fold, patient_of_case
+from scripts.data.file_layout import NNUNET_CT_SUFFIX, NNUNET_PET_SUFFIX
+from scripts.data.splits import Fold, patient_of_case
 
 CHANNEL_SUFFIXES = (NNUNET_CT_SUFFIX, NNUNET_PET_SUFFIX)  # CT, PET: nnU-Net's channel numbering
 ALL_DATALIST = "datalist_all.json"

@@ -1,5 +1,5 @@
 # Copyright (c) 2026 the petct-bixlstm-bundle authors. Licensed under the Apache License, Version 2.0.
-"""Pretraining datalists that mix PET/CT studies and CT-only studies (CLI: ``scripts.mae.write_datalist``).
+"""Pretraining datalists that mix PET/CT studies and CT-only studies (CLI: ``scripts.mae.write_pretraining_datalist``).
 
 Items (paths relative to the datalist's base folder, as ``load_decathlon_datalist`` resolves them):
 ``{"image": [ct, pet]}`` for a PET/CT study and ``{"image": ct, "pet": null}`` for a CT-only one;
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from scripts.data.file_layout import NIFTI_SUFFIXES
 from scripts.errors import InputDataError
-from scripts.file_layout import NIFTI_SUFFIXES
 from scripts.mae.keys import PET_KEY
 from scripts.transforms import pet_partner_candidates
 
