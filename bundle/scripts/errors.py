@@ -52,12 +52,12 @@ class InputDataError(ValueError):
         return [f"error: {self}"]
 
 
-class InputDataErrors(InputDataError):
+class BatchInputError(InputDataError):
     """Several studies that cannot be used (a batch reports all of them at the end): one line each."""
 
     def __init__(self, errors: Sequence[InputDataError]) -> None:
         if not errors:
-            raise ValueError("InputDataErrors needs at least one error")
+            raise ValueError("BatchInputError needs at least one error")
         self.errors = list(errors)
         more = f" (and {len(self.errors) - 1} more studies that cannot be used)" if len(self.errors) > 1 else ""
         super().__init__(self.errors[0].path, self.errors[0].problem + more)
@@ -66,6 +66,7 @@ class InputDataErrors(InputDataError):
         return (type(self), (self.errors,))
 
     def lines(self) -> list[str]:
+        """One ``error: <file>: <problem>`` line per study."""
         return [line for error in self.errors for line in error.lines()]
 
 
@@ -125,6 +126,17 @@ def silence_stdout() -> None:
         os.close(devnull)
     except (OSError, ValueError, AttributeError):
         pass
+
+
+def say(text: str) -> None:
+    """Print ``text`` on stdout at once; if the reader went away (``| head``), drop it and all later output quietly.
+
+    The command carries on with its work: a closed pipe loses console lines, never results.
+    """
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        silence_stdout()
 
 
 def _excepthook(

@@ -1,28 +1,28 @@
 # Copyright (c) 2026 the petct-bixlstm-bundle authors. Licensed under the Apache License, Version 2.0.
-"""Plausibility of a PET/CT study: the CT must look like Hounsfield units, the PET like SUV, the voxels like a scanner's.
+"""Plausibility of a PET/CT study: CT must look like Hounsfield units, PET like SUV, voxels like a scanner's.
 
-Validity checks (:mod:`scripts.volume_checks`) make sure a volume can be computed with (3D, finite, usable affine);
-these make sure it is what it claims to be, so that swapped channels, an empty PET or a wrong header fail loudly
-instead of giving a silently wrong mask. Every threshold is wide of what real scanners write: all 1,611 autoPET
-training studies (FDG: 2.036 x 2.036 x 3.0 mm; PSMA: 4.073 x 4.073 x 2.0, 2.734 x 2.734 x 3.27 and 4.073 x 4.073 x
-5.0 mm; CT resampled onto the PET grid with -1024 HU padding, so air surrounds every body) lie well inside them.
+Validity checks (:mod:`scripts.data.volume_checks`) make sure a volume can be computed with (3D, finite, usable
+affine); these make sure it is what it claims to be, so that swapped channels, an empty PET or a wrong header
+fail loudly instead of giving a silently wrong mask. Every threshold is wide of what real scanners write: all
+1,611 autoPET training studies (FDG: 2.036 x 2.036 x 3.0 mm; PSMA: 4.073 x 4.073 x 2.0, 2.734 x 2.734 x 3.27 and
+4.073 x 4.073 x 5.0 mm; CT resampled onto the PET grid with -1024 HU padding, so air surrounds every body) lie
+well inside them, and so do the studies of :mod:`scripts.synthetic` (down to 10 x 10 x 15 mm in the tests).
 
-========================  =====================================================================================
-check                     rule (a study failing it raises :class:`~scripts.errors.InputDataError`)
-========================  =====================================================================================
-voxel size                the two finest axes at least 0.3 mm and at most 10 mm, the coarsest at most 15 mm
-CT air                    at least 0.1 % of the CT voxels at or below -900 HU (air around the body, the lungs)
-CT body                   at least 0.1 % of the CT voxels above -500 HU (tissue)
-CT not constant           the CT holds more than one value
-PET not constant          the PET holds more than one value (an all-zero PET is the common case)
-PET not HU-like           at most 0.1 % of the PET voxels below -100 SUV (CT air is -1000)
-PET mostly non-negative   at most half of the PET voxels below 0 SUV
-PET not in Bq/ml          at most 1 % of the PET voxels above 500 SUV (activity concentrations are in the 1000s)
-========================  =====================================================================================
+A study failing any of these rules raises :class:`~scripts.errors.InputDataError` naming the file:
+
+- voxel size: every axis at least 0.3 mm; the two finer (in-plane) axes at most 10 mm, the coarsest (slices) at
+  most 15 mm;
+- CT air: at least 0.1 % of the CT voxels at or below -900 HU (the air around the body, the lungs);
+- CT body: at least 0.1 % of the CT voxels above -500 HU (tissue); the CT not constant;
+- PET not constant (an all-zero PET is the common case);
+- PET not HU-like: at most 0.1 % of the PET voxels below -100 SUV (CT air is -1000 HU);
+- PET not mostly negative: at most half of the PET voxels below 0 SUV;
+- PET not in Bq/ml: at most 1 % of the PET voxels above 500 SUV (activity concentrations run into the 1000s).
 
 CT and PET that each fail on the other's side are reported as swapped. The checks run where studies are read:
-``scripts.prepare`` (every study, before anything is written), the preprocessing chain's loader (training,
-pretraining, inference, evaluation and MONAI Label) and ``scripts.quantification``. Unusual data can turn them off:
+``scripts.data.prepare`` (every study, before anything is written), the preprocessing chain's loader (training,
+pretraining, inference, evaluation and MONAI Label) and ``scripts.evaluation.quantification``. Unusual data can
+turn them off:
 ``--no-plausibility-check`` on those CLIs, ``--check_plausibility False`` on the bundle configs.
 """
 
@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scripts.data.grids import voxel_spacing
 from scripts.errors import InputDataError
 
 PathLike = str | os.PathLike
@@ -96,12 +97,6 @@ class IntensitySummary:
         return f"values {self.minimum:.4g} to {self.maximum:.4g}"
 
 
-def voxel_spacing_mm(affine: np.ndarray) -> tuple[float, float, float]:
-    """Voxel size per voxel axis in mm: the lengths of the affine's first three columns."""
-    matrix = np.asarray(affine, dtype=np.float64)[:3, :3]
-    return tuple(float(s) for s in np.linalg.norm(matrix, axis=0))  # type: ignore[return-value]
-
-
 def check_spacing(spacing_mm: Sequence[float], path: PathLike) -> None:
     """Raise unless the voxel size is one a PET or CT scanner writes (see the module table)."""
     finest, middle, coarsest = sorted(float(s) for s in spacing_mm)
@@ -148,7 +143,8 @@ def pet_problem(pet: IntensitySummary) -> str | None:
             f"({pet.value_range()}); SUV is never that negative"
         )
     if pet.negative_fraction > MAX_NEGATIVE_FRACTION:
-        return f"the PET is mostly negative: {100 * pet.negative_fraction:.3g}% of voxels below 0 SUV ({pet.value_range()})"
+        share = 100 * pet.negative_fraction
+        return f"the PET is mostly negative: {share:.3g}% of voxels below 0 SUV ({pet.value_range()})"
     if pet.activity_like_fraction > MAX_ACTIVITY_LIKE_FRACTION:
         return (
             f"the PET is not in SUV: {100 * pet.activity_like_fraction:.2g}% of voxels above {ACTIVITY_LIKE_SUV:g} "
@@ -189,3 +185,29 @@ def check_pet_ct(ct: IntensitySummary, ct_path: PathLike, pet: IntensitySummary,
         )
     check_ct(ct, ct_path)
     check_pet(pet, pet_path)
+
+
+def check_study_plausibility(
+    ct: np.ndarray,
+    ct_affine: np.ndarray,
+    ct_path: PathLike,
+    pet: np.ndarray,
+    pet_affine: np.ndarray,
+    pet_path: PathLike,
+) -> None:
+    """All the rules for a PET/CT pair: both voxel sizes, CT like HU, PET like SUV (a swap named as such)."""
+    check_spacing(voxel_spacing(ct_affine), ct_path)
+    check_spacing(voxel_spacing(pet_affine), pet_path)
+    check_pet_ct(IntensitySummary.of(ct), ct_path, IntensitySummary.of(pet), pet_path)
+
+
+def check_ct_plausibility(ct: np.ndarray, affine: np.ndarray, path: PathLike) -> None:
+    """The rules for a CT on its own (CT-only pretraining studies): voxel size, HU."""
+    check_spacing(voxel_spacing(affine), path)
+    check_ct(IntensitySummary.of(ct), path)
+
+
+def check_pet_plausibility(pet: np.ndarray, affine: np.ndarray, path: PathLike) -> None:
+    """The rules for a PET on its own (quantification): voxel size, SUV."""
+    check_spacing(voxel_spacing(affine), path)
+    check_pet(IntensitySummary.of(pet), path)
