@@ -87,23 +87,30 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
         pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
 
 
-def error_lines(error: BaseException | None) -> list[str] | None:
-    """The ``error: <file>: <problem>`` lines of the ``InputDataError`` behind ``error``, or None if there is none.
+def input_error_in(error: BaseException | None) -> InputDataError | None:
+    """The :class:`InputDataError` behind ``error`` (itself, a cause or a context), or None if there is none.
 
-    Looks through the exception chain, then through the text of each exception in it (a ``DataLoader`` worker
-    re-raises its error in the main process as text, the original type lost).
+    Looks through the exception chain, then through the text of each exception in it: a ``DataLoader`` worker
+    re-raises its error in the main process as text, the original type lost.
     """
     if error is None:
         return None
     chain = list(_chain(error))
     for link in chain:
         if isinstance(link, InputDataError):
-            return link.lines()
+            return link
     for link in chain:
         found = _REPORTED_IN_TEXT.findall(str(link))
         if found:
-            return [f"error: {found[0]}"]
+            path, _, problem = found[0].partition(": ")
+            return InputDataError(path, problem)
     return None
+
+
+def error_lines(error: BaseException | None) -> list[str] | None:
+    """The ``error: <file>: <problem>`` lines of the :class:`InputDataError` behind ``error``, or None."""
+    found = input_error_in(error)
+    return None if found is None else found.lines()
 
 
 def _write_elastic_error_file(lines: Sequence[str]) -> None:
@@ -173,7 +180,9 @@ class _OneLineRecords:
                 message = record.getMessage()
             except Exception:  # a malformed record: keep only the line
                 message = ""
-            record.msg, record.args = f"{message} -> {'; '.join(lines)}", None
+            if not all(line.removeprefix("error: ") in message for line in lines):
+                message = f"{message} -> {'; '.join(lines)}"
+            record.msg, record.args = message, None
             record.exc_info, record.exc_text = None, None
         return record
 

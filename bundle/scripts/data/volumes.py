@@ -73,6 +73,29 @@ def read_volume(path: PathLike, what: str = "", dtype: np.dtype | type | None = 
     return Volume(file, array, np.asarray(image.affine, dtype=np.float64), image.header)
 
 
+@dataclass(frozen=True)
+class VolumeHeader:
+    """What a NIfTI header says about its volume, read without the voxels (cheap checks before computing)."""
+
+    path: Path
+    shape: tuple[int, ...]
+    affine: np.ndarray
+
+
+def read_header(path: PathLike, what: str = "") -> VolumeHeader:
+    """Read only the header of a NIfTI file: its voxel array shape and affine (float64).
+
+    Raises:
+        InputDataError: the file is missing, or nibabel cannot read its header (not NIfTI, damaged).
+    """
+    file = _existing(path, what)
+    try:
+        image = nib.load(str(file))
+        return VolumeHeader(file, tuple(int(size) for size in image.shape), np.asarray(image.affine, dtype=np.float64))
+    except Exception as error:  # nibabel raises many types (ImageFileError, EOFError, zlib.error, ...)
+        raise _unreadable(file, error) from error
+
+
 def read_meta_volume(path: PathLike) -> MetaTensor:
     """Read a NIfTI file with MONAI's nibabel reader as float32, meta included, without adding a channel.
 
