@@ -12,7 +12,8 @@ from monai.inferers import Inferer, sliding_window_inference
 from torch import nn
 
 from scripts.errors import InputDataError
-from scripts.inference.ensemble import FoldEnsemble, first_output, load_fold_ensemble, read_state_dict
+from scripts.inference.checkpoints import read_state_dict
+from scripts.inference.ensemble import FoldEnsemble, first_output, load_fold_ensemble
 from scripts.inference.inferers import (
     FlipTTASlidingWindowInferer,
     flip_subsets,

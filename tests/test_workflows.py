@@ -183,7 +183,7 @@ def test_multi_gpu_pretraining_writes_one_encoder_that_fine_tuning_loads(pretrai
     root = tmp_path / "ddp_mae"
     overrides = {**TINY, "bundle_root": str(root), "datalist": str(pretraining_datalist), "max_epochs": 1}
     overrides.update(iterations_per_epoch=2, mask_block_size=8)
-    log = _torchrun(bundle_root, ["pretrain.json", "multi_gpu_pretrain.json"], overrides, cwd=tmp_path)
+    log = _torchrun(bundle_root, ["train.json", "pretrain.json", "multi_gpu_pretrain.json"], overrides, cwd=tmp_path)
     completed = [line for line in log.splitlines() if "SupervisedTrainer" in line and "Epoch[1] Complete" in line]
     assert len(completed) == 2, "both ranks must finish their epoch"
     files = sorted(p.name for p in (root / "models" / "mae").iterdir())
@@ -254,7 +254,7 @@ def test_pretrain_on_pet_ct_and_ct_only_writes_an_encoder_that_fine_tuning_loads
     workflow = _workflow(
         bundle_root,
         "train",
-        "pretrain.json",
+        ["train.json", "pretrain.json"],
         root,
         dataset,
         datalist=str(pretraining_datalist),

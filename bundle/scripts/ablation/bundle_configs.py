@@ -11,7 +11,7 @@ from monai.bundle import ConfigParser
 
 BUNDLE_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = BUNDLE_ROOT / "configs"
-PRETRAIN_CONFIG = "pretrain.json"
+PRETRAIN_CONFIG = ("train.json", "pretrain.json")  # pretrain.json is an overlay on train.json
 TRAIN_CONFIG = "train.json"
 EVALUATE_CONFIGS = ("inference.json", "evaluate.json")  # evaluate.json is an overlay on inference.json
 

@@ -29,6 +29,11 @@ def fold_datalist_name(fold: int) -> str:
     return f"datalist_fold{fold}.json"
 
 
+def fold_datalist_path(dataset_dir: str | os.PathLike, fold: int) -> str:
+    """Path of fold ``fold``'s datalist in a prepared dataset (what the configs' ``datalist`` is)."""
+    return os.path.join(dataset_dir, fold_datalist_name(fold))
+
+
 def datalist_item(
     case: str, patient: str, file_ending: str = ".nii.gz", images_folder: str = "imagesTr", labelled: bool = True
 ) -> dict[str, Any]:

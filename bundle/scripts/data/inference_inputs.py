@@ -30,8 +30,8 @@ from scripts.data.file_layout import (
     safe_name,
     strip_nifti_suffix,
 )
+from scripts.data.pet_ct_files import find_pet_partner
 from scripts.errors import InputDataError
-from scripts.transforms import find_pet_partner
 
 
 def study_name(image_path: str | Path) -> str:

@@ -1,6 +1,9 @@
 # Copyright (c) 2026 the petct-bixlstm-bundle authors. Licensed under the Apache License, Version 2.0.
 """The autoPET challenge metrics (Dice, false-positive and false-negative volume) and their aggregation.
 
+Longer than 300 lines because it is the one complete transcription of the challenge's definitions, kept in one
+file so that it can be read against the challenge's evaluation code and docs/metrics.md side by side.
+
 Definitions follow the autoPET IV evaluation (see ``docs/metrics.md``):
 
 * connected components use 18-connectivity (faces and edges, not corners);

@@ -7,8 +7,8 @@ config can write::
     "network": {"_target_": "scripts.inference.ensemble.load_fold_ensemble", "network": "@network_def",
                 "checkpoints": ["$@bundle_root + '/models/fold0/model.pt'", "..."]}
 
-``scripts.inference.inferers.FlipTTASlidingWindowInferer`` recognises a ``FoldEnsemble`` and averages all members
-(and all flips) inside each window pass.
+``scripts.inference.inferers.FlipTTASlidingWindowInferer`` calls a ``FoldEnsemble`` like any network: the ensemble
+alone averages its members, the inferer averages flips.
 """
 
 from __future__ import annotations
@@ -16,20 +16,16 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from scripts.errors import InputDataError
+from scripts.inference.checkpoints import DDP_PREFIX, read_state_dict
 
-__all__ = ["FoldEnsemble", "first_output", "load_fold_ensemble", "read_state_dict"]
+__all__ = ["FoldEnsemble", "first_output", "load_fold_ensemble"]
 
-# Keys under which training tools nest the network weights: MONAI/ignite ``CheckpointSaver`` save_dict
-# names used in bundles, and the generic ``state_dict``.
-STATE_DICT_KEYS = ("model", "network", "state_dict")
-DDP_PREFIX = "module."
 MAX_KEYS_SHOWN = 3
 
 
@@ -51,8 +47,8 @@ class FoldEnsemble(nn.Module):
         members: the networks, all with the same input and output layout.
         softmax: ``forward`` averages softmax probabilities over the channel axis (``True``) or raw outputs.
 
-    ``forward`` serves plain uses (e.g. ``monai.inferers.SlidingWindowInferer``, ``verify_net_in_out``).
-    ``FlipTTASlidingWindowInferer`` instead calls each member itself and applies its own ``softmax`` setting.
+    ``forward`` is the one place members are averaged; every inferer (ours, MONAI's, ``verify_net_in_out``)
+    calls it like a single network.
     """
 
     def __init__(self, members: Sequence[nn.Module], softmax: bool = True) -> None:
@@ -61,6 +57,11 @@ class FoldEnsemble(nn.Module):
             raise ValueError("FoldEnsemble needs at least one member network.")
         self.members = nn.ModuleList(members)
         self.softmax = softmax
+
+    @property
+    def outputs_probabilities(self) -> bool:
+        """Whether ``forward`` returns class probabilities already (so an inferer does not softmax again)."""
+        return self.softmax
 
     def __len__(self) -> int:
         return len(self.members)
@@ -74,34 +75,6 @@ class FoldEnsemble(nn.Module):
                 output = torch.softmax(output, dim=1)
             total = output if total is None else total + output
         return total / len(self.members)
-
-
-def read_state_dict(checkpoint: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """The network weights stored in ``checkpoint``: a flat state dict or a ``{"model"|"network": ...}`` dict.
-
-    Raises:
-        InputDataError: the file is missing, unreadable, or holds no recognisable state dict.
-    """
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise InputDataError(path, "checkpoint file not found")
-    try:
-        content = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:
-        raise InputDataError(path, f"cannot be read as a PyTorch checkpoint ({error})") from error
-    if not isinstance(content, Mapping):
-        raise InputDataError(path, f"expected a state dict or a dict of them, found a {type(content).__name__}")
-    for key in STATE_DICT_KEYS:
-        if isinstance(content.get(key), Mapping):
-            content = content[key]
-            break
-    if not content or not all(isinstance(value, torch.Tensor) for value in content.values()):
-        raise InputDataError(
-            path,
-            f"no network state dict found: expected tensors, or one under a key in {list(STATE_DICT_KEYS)}; "
-            f"top-level keys are {_preview(content)}",
-        )
-    return dict(content)
 
 
 def load_fold_ensemble(

@@ -21,7 +21,7 @@ import torch
 from monai.bundle import ConfigParser
 
 from scripts.atomic_io import atomic_path
-from scripts.inference.ensemble import read_state_dict
+from scripts.inference.checkpoints import read_state_dict
 
 
 def export_network(

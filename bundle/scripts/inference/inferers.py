@@ -1,14 +1,18 @@
 # Copyright (c) 2026 the petct-bixlstm-bundle authors. Licensed under the Apache License, Version 2.0.
 """Sliding-window inference with nnU-Net-style flip test-time augmentation and fold ensembling.
 
-Each window is predicted once per member network and per flip of the window (every subset of
-``flip_axes``); each prediction is flipped back, turned into class probabilities and averaged. MONAI's
+Each window is predicted once per flip of the window (every subset of ``flip_axes``) by the network it is
+given; each prediction is flipped back, turned into class probabilities and averaged. A fold ensemble is just
+such a network: :class:`~scripts.inference.ensemble.FoldEnsemble` alone averages its members. MONAI's
 ``sliding_window_inference`` then blends these window probabilities into the whole volume, so the output
 keeps the input's spatial shape and, for a ``MetaTensor``, its affine and meta data.
 
 The algorithm lives in the pure function :func:`flip_tta_sliding_window_inference`;
 :class:`FlipTTASlidingWindowInferer` only holds its configuration, so bundle configs and MONAI Label
 (``inferer(inputs, network)``) can use it as they use ``monai.inferers.SlidingWindowInferer``.
+
+Longer than 300 lines because over half of it is the argument checking that makes a bad config fail when it is
+parsed, with a message saying what to change; the algorithm itself is two short functions.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ def flip_subsets(flip_axes: Sequence[int] | None) -> list[tuple[int, ...]]:
 
 def predict_window(
     window: torch.Tensor,
-    members: Sequence[Callable[..., Any]],
+    network: Callable[..., Any] | Sequence[nn.Module],
     flips: Sequence[tuple[int, ...]],
     softmax: bool = True,
     amp: bool = False,
@@ -65,15 +69,16 @@ def predict_window(
     network_args: Sequence[Any] = (),
     network_kwargs: Mapping[str, Any] | None = None,
 ) -> torch.Tensor:
-    """Mean over ``members`` and ``flips`` of ``softmax(flip(member(flip(window))))`` for one batch of windows.
+    """Mean over ``flips`` of ``softmax(flip(network(flip(window))))`` for one batch of windows.
 
     Args:
         window: windows of shape (N, C, D, H, W).
-        members: networks to average (fold members, or just one network). A network returning a
-            list/tuple (deep supervision left on) contributes its first, full-resolution element.
+        network: the network to call. A list of networks is made a :class:`~scripts.inference.ensemble.FoldEnsemble`
+            (which alone averages members); an ensemble that already outputs probabilities is not softmaxed
+            again. A network returning a list/tuple (deep supervision left on) contributes its first element.
         flips: spatial-axis subsets to mirror, as returned by :func:`flip_subsets`; ``()`` is the plain pass.
         softmax: average softmax probabilities over the channel axis; ``False`` averages raw outputs.
-        amp: run the networks under ``torch.autocast`` when ``window`` is on CUDA (ignored on CPU).
+        amp: run the network under ``torch.autocast`` when ``window`` is on CUDA (ignored on CPU).
         amp_dtype: autocast dtype, ``torch.float16``/``torch.bfloat16`` or their names.
         network_args: extra positional arguments for each network call.
         network_kwargs: extra keyword arguments for each network call.
@@ -82,35 +87,39 @@ def predict_window(
         float32 tensor (N, K, D', H', W') with the averaged predictions, on ``window``'s device.
 
     Raises:
-        ValueError: no member or no flip is given, or ``softmax`` is asked of a single-channel output.
+        ValueError: no network or no flip is given, or ``softmax`` is asked of a single-channel output.
     """
-    if not members or not flips:
-        raise ValueError("predict_window needs at least one member network and one flip (use [()] for no flip).")
+    if isinstance(network, Sequence):
+        if not network:
+            raise ValueError("predict_window needs a network (or a non-empty list of member networks).")
+        network = FoldEnsemble(list(network), softmax=softmax)
+    if not flips:
+        raise ValueError("predict_window needs at least one flip (use [()] for no flip).")
     kwargs = dict(network_kwargs or {})
+    apply_softmax = softmax and not getattr(network, "outputs_probabilities", False)
     autocast = (
         torch.autocast(device_type="cuda", dtype=_amp_dtype(amp_dtype))
         if amp and window.device.type == "cuda"
         else nullcontext()
     )
     total: torch.Tensor | None = None
-    for member in members:
-        for flip in flips:
-            dims = [axis + 2 for axis in flip]
-            flipped = torch.flip(window, dims) if dims else window
-            with autocast:
-                output = first_output(member(flipped, *network_args, **kwargs))
-            output = output.float()
-            if dims:
-                output = torch.flip(output, dims)
-            if softmax:
-                if output.shape[1] < 2:
-                    raise ValueError(
-                        f"softmax=True needs at least 2 output channels, the network gave {output.shape[1]}; "
-                        "set softmax=False for a single-channel (sigmoid) network."
-                    )
-                output = torch.softmax(output, dim=1)
-            total = output if total is None else total + output
-    return total / (len(members) * len(flips))
+    for flip in flips:
+        dims = [axis + 2 for axis in flip]
+        flipped = torch.flip(window, dims) if dims else window
+        with autocast:
+            output = first_output(network(flipped, *network_args, **kwargs))
+        output = output.float()
+        if dims:
+            output = torch.flip(output, dims)
+        if apply_softmax:
+            if output.shape[1] < 2:
+                raise ValueError(
+                    f"softmax=True needs at least 2 output channels, the network gave {output.shape[1]}; "
+                    "set softmax=False for a single-channel (sigmoid) network."
+                )
+            output = torch.softmax(output, dim=1)
+        total = output if total is None else total + output
+    return total / len(flips)
 
 
 def flip_tta_sliding_window_inference(
@@ -137,8 +146,8 @@ def flip_tta_sliding_window_inference(
 ) -> torch.Tensor:
     """Sliding-window inference whose window predictor averages flips (TTA) and fold members.
 
-    A :class:`~scripts.inference.ensemble.FoldEnsemble` ``network`` is unpacked into its members, so all members and
-    all flips are averaged inside one window pass. Network forward calls =
+    The inferer flips and calls the ``network`` it is given; a :class:`~scripts.inference.ensemble.FoldEnsemble`
+    averages its members itself, so member forward calls =
     ``ceil(windows / sw_batch_size) * 2 ** len(flip_axes) * members``. Runs under ``torch.no_grad()``.
 
     Args:
@@ -179,12 +188,11 @@ def flip_tta_sliding_window_inference(
     _check_window_settings(roi_size, sw_batch_size, overlap, mode, padding_mode, cpu_thresh)
     flips = flip_subsets(flip_axes)
     _amp_dtype(amp_dtype)
-    members = list(network.members) if isinstance(network, FoldEnsemble) else [network]
 
     def window_predictor(window: torch.Tensor) -> torch.Tensor:
         return predict_window(
             window,
-            members,
+            network,
             flips,
             softmax=softmax,
             amp=amp,

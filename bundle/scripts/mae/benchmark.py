@@ -16,7 +16,7 @@ from scripts.mae.batch import MAEPrepareBatch
 from scripts.mae.loss import MaskedReconstructionLoss
 from scripts.mae.masking import RandBlockMaskd
 from scripts.mae.model import MAEReconstructor
-from scripts.networks.unet import PAPER_PATCH_SIZE
+from scripts.networks.unet import PAPER_ROI_SIZE
 
 
 def best_of(function: Callable[[], object], repeats: int) -> float:
@@ -44,11 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
 
-    image = torch.randn(2, *PAPER_PATCH_SIZE)
+    image = torch.randn(2, *PAPER_ROI_SIZE)
     masker = RandBlockMaskd(block_size=16, ratio=0.75, modality_dropout_prob=0.25)
     masker.set_random_state(seed=0)
     seconds = best_of(lambda: masker({"image": image}), args.repeats)
-    print(f"RandBlockMaskd, 2 x {PAPER_PATCH_SIZE} patch, block 16, ratio 0.75: {seconds * 1e3:.0f} ms per sample")
+    print(f"RandBlockMaskd, 2 x {PAPER_ROI_SIZE} patch, block 16, ratio 0.75: {seconds * 1e3:.0f} ms per sample")
 
     for decoder in ("unet", "light"):
         torch.manual_seed(0)

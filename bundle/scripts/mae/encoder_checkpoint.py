@@ -22,12 +22,12 @@ from torch import nn
 
 from scripts.atomic_io import atomic_path
 from scripts.errors import InputDataError
+from scripts.inference.checkpoints import DDP_PREFIX, STATE_DICT_KEYS, candidate_state_dicts, load_checkpoint_file
 from scripts.mae.keys import unwrap_parallel
 from scripts.mae.model import encoder_summary
 
 ENCODER_CHECKPOINT_FORMAT = "petct-bixlstm-mae-encoder/1"
-NESTED_STATE_KEYS = ("model", "network", "state_dict", "net")
-PARALLEL_PREFIX = "module."
+PARALLEL_PREFIX = DDP_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -109,32 +109,22 @@ def read_encoder_tensors(
         InputDataError: the file is missing, is not a PyTorch checkpoint, or holds no ``<prefix>*`` tensors
             (e.g. a decoder-only or unrelated file); the message names the file.
     """
-    if not Path(path).is_file():
-        raise InputDataError(path, "pretrained encoder checkpoint not found")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # torch raises several types for non-checkpoint or unsafe files
-        raise InputDataError(
-            path, f"cannot be read as a PyTorch checkpoint ({type(error).__name__}: {error})"
-        ) from error
-    if not isinstance(checkpoint, Mapping):
-        raise InputDataError(path, f"not an MAE or encoder checkpoint: it holds a {type(checkpoint).__name__}")
+    checkpoint = load_checkpoint_file(path, map_location, missing="pretrained encoder checkpoint not found")
     if checkpoint.get("format") == ENCODER_CHECKPOINT_FORMAT:
         encoder = checkpoint.get("encoder")
         entries = _encoder_entries(encoder, prefix) if isinstance(encoder, Mapping) else {}
         if not entries:
             raise InputDataError(path, f"an encoder checkpoint without '{prefix}*' tensors (damaged?)")
         return entries, checkpoint.get("encoder_summary")
-    entries = _encoder_entries(checkpoint, prefix)
-    for key in NESTED_STATE_KEYS:
+    entries: dict[str, torch.Tensor] = {}
+    for candidate in candidate_state_dicts(checkpoint):
+        entries = _encoder_entries(candidate, prefix)
         if entries:
             break
-        if isinstance(checkpoint.get(key), Mapping):
-            entries = _encoder_entries(checkpoint[key], prefix)
     if not entries:
         raise InputDataError(
             path,
             f"not an MAE or encoder checkpoint: no '{prefix}*' tensors at the top level or under "
-            f"{list(NESTED_STATE_KEYS)} (top-level keys: {_key_preview(checkpoint)})",
+            f"{list(STATE_DICT_KEYS)} (top-level keys: {_key_preview(checkpoint)})",
         )
     return entries, None

@@ -15,13 +15,13 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
+from scripts.data.pet_ct_files import squeeze_trailing
 from scripts.data.plausibility import check_ct_plausibility
 from scripts.data.volume_checks import check_affine, check_image
 from scripts.data.volumes import read_meta_volume
 from scripts.errors import InputDataError
 from scripts.mae.keys import PET_KEY, VALID_KEY
 from scripts.transforms import CHANNEL_NAMES, CT_CHANNEL, PET_CHANNEL, PET_FILENAME_KEY, LoadPetCt
-from scripts.transforms.pet_ct_files import squeeze_trailing
 
 
 def load_ct_only(ct_path: str, check_plausibility: bool = True) -> MetaTensor:

@@ -15,7 +15,7 @@ from scripts.networks.options import ActSpec, NormSpec
 
 PAPER_FEATURES = (32, 64, 128, 256, 320, 320)
 PAPER_STRIDES = (1, 2, 2, 2, 2, 2)
-PAPER_PATCH_SIZE = (128, 192, 160)
+PAPER_ROI_SIZE = (160, 192, 128)  # the paper's 128x192x160 patch, in the configs' x, y, z axis order (roi_size)
 
 
 class BiXLSTMResUNet(nn.Module):

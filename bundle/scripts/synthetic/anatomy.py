@@ -9,6 +9,7 @@ agent, ...) may change between the studies of one patient.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,37 +17,18 @@ import numpy as np
 from scripts.synthetic import body, organs, skeleton
 from scripts.synthetic.fields import SmoothField
 from scripts.synthetic.frame import BodyFrame, procedural_frame
-from scripts.synthetic.grid import Grid
-from scripts.synthetic.organ_map import OrganMap, fit_frame, fit_profile_to_organs, organ_box, split_mapped_organs
+from scripts.synthetic.grid import Grid, las_grid
+from scripts.synthetic.organ_map import (
+    OrganMap,
+    OrganStats,
+    fit_frame,
+    fit_profile_to_organs,
+    organ_box,
+    organ_stats,
+    split_mapped_organs,
+)
 from scripts.synthetic.shapes import N_LUMP_TERMS, Canvas
-
-
-@dataclass(frozen=True)
-class PatientTraits:
-    """What stays the same across the studies of one patient."""
-
-    male: bool
-    height_scale: float  # body length relative to the standard adult
-    width_scale: float  # lean-body width relative to the standard adult
-    fat_scale: float  # subcutaneous fat relative to the standard adult
-    visceral_fat: float  # share of the abdominal cavity (between organs) that is fat rather than bowel
-    head_scale: float
-    vertex_margin_mm: float  # gap between the top of the field of view and the vertex
-    offset_mm: tuple[float, float]  # body-centre shift in the field of view (x, y)
-    tilt: float  # lateral drift of the midline, mm per mm
-    organ_jitter: dict[str, np.ndarray]  # per organ: centre offset (3, mm), size factors (3), outline lumps
-
-
-@dataclass(frozen=True)
-class StudyState:
-    """What may change between two studies of one patient."""
-
-    arms_up: bool
-    bladder_fill: float  # bladder size factor
-    ureter_fill: float  # share of the ureter segments that hold (hot) urine at scan time
-    contrast_enhanced: bool  # portal-venous CT contrast agent
-    brown_fat_active: bool  # cold-activated brown fat (FDG-avid)
-    layout_seed: int  # bowel loops and gas
+from scripts.synthetic.traits import PatientTraits, StudyState
 
 
 def sample_patient_traits(rng: np.random.Generator, male_share: float = 0.5) -> PatientTraits:
@@ -107,7 +89,7 @@ def build_anatomy(grid: Grid, traits: PatientTraits, state: StudyState, organ_ma
         profile = body.torso_profile(frame, traits)
     else:
         grid = organ_map.grid
-        frame = fit_frame(organ_map, traits)
+        frame = fit_frame(organ_map, traits, template_stats())
         box = organ_box(organ_map.labels, grid)
         profile = fit_profile_to_organs(body.torso_profile(frame, traits), box, grid.spacing[2])
     canvas = Canvas(grid)
@@ -127,3 +109,37 @@ def build_anatomy(grid: Grid, traits: PatientTraits, state: StudyState, organ_ma
         canvas.tissue[mapped] = organ_map.labels[mapped]
         split_mapped_organs(canvas)
     return Anatomy(grid, canvas.tissue, frame, profile, traits, state, organ_map is not None)
+
+
+@functools.lru_cache(maxsize=1)
+def template_stats() -> dict[int, OrganStats]:
+    """Organ statistics of the standard procedural adult, in template mm (x, y, -u).
+
+    Measured once on a coarse procedural phantom with all subject scales at 1, so the landmark table
+    always matches the drawing code.
+    """
+    neutral = np.concatenate([np.zeros(3), np.ones(3), np.zeros(N_LUMP_TERMS)])
+    traits = PatientTraits(
+        male=True,
+        height_scale=1.0,
+        width_scale=1.0,
+        fat_scale=1.0,
+        visceral_fat=0.5,
+        head_scale=1.0,
+        vertex_margin_mm=0.0,
+        offset_mm=(0.0, 0.0),
+        tilt=0.0,
+        organ_jitter={name: neutral for name in organs.ORGAN_NAMES},
+    )
+    state = StudyState(
+        arms_up=True, bladder_fill=1.0, ureter_fill=0.0, contrast_enhanced=False, brown_fat_active=False, layout_seed=0
+    )
+    grid = las_grid((100, 100, 210), (5.0, 5.0, 5.0))
+    anatomy = build_anatomy(grid, traits, state)
+    stats = organ_stats(anatomy.tissue, grid)
+    # Convert to template coordinates: x and y from the body centre, height as -u (vertex at 0).
+    frame = anatomy.frame
+    origin = np.array([frame.centre_x[0], frame.centre_y[0], float(frame.si(0.0))])
+    for organ, s in stats.items():
+        stats[organ] = OrganStats(s.centroid - origin, s.low - origin, s.high - origin, s.cut)
+    return stats

@@ -8,7 +8,6 @@ bounded on large grids and no Python loop runs over voxels.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.special import ndtri
@@ -26,9 +25,7 @@ from scripts.synthetic.frame import (
 )
 from scripts.synthetic.shapes import Canvas, ellipsoid, pieces_of, tube
 from scripts.synthetic.tissues import Tissue
-
-if TYPE_CHECKING:
-    from scripts.synthetic.anatomy import PatientTraits, StudyState
+from scripts.synthetic.traits import PatientTraits, StudyState
 
 SLAB = 16  # slices per slab
 # Template depths (mm below the vertex) of the diaphragm domes and the pelvic floor.

@@ -4,6 +4,9 @@
 Layout written: ``OUT/<patient>/<study>/{CTres,SUV,SEG}.nii.gz`` (float32 CT in HU, float32 PET in SUV,
 uint8 lesion mask on the CT grid), plus ``OUT/synthetic_cohort.json`` describing every study. Everything
 is a function of the seed: the same seed gives identical arrays.
+
+Longer than 300 lines because planning a cohort, rendering a patient's studies and writing them with the
+manifest share the study plan and the manifest format; split, each half would need the other's internals.
 """
 
 from __future__ import annotations

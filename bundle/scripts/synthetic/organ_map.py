@@ -8,10 +8,8 @@ apex and base), so that the outline, skeleton, vessels and lesion sites drawn ar
 
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
@@ -21,12 +19,10 @@ from scripts.data.volumes import read_volume
 from scripts.errors import InputDataError
 from scripts.synthetic.body import TorsoProfile
 from scripts.synthetic.frame import BodyFrame
-from scripts.synthetic.grid import Grid, Reorientation, las_grid, las_view
+from scripts.synthetic.grid import Grid, Reorientation, las_view
 from scripts.synthetic.shapes import Canvas
 from scripts.synthetic.tissues import ORGAN_MAP_IDS, Tissue
-
-if TYPE_CHECKING:
-    from scripts.synthetic.anatomy import PatientTraits
+from scripts.synthetic.traits import PatientTraits
 
 # Organs whose position is stable enough to anchor the frame (stomach, prostate and glands are not).
 ANCHOR_ORGANS = (Tissue.BRAIN, Tissue.LUNG, Tissue.HEART, Tissue.LIVER, Tissue.SPLEEN, Tissue.KIDNEY, Tissue.BLADDER)
@@ -104,49 +100,13 @@ def organ_stats(labels: np.ndarray, grid: Grid) -> dict[int, OrganStats]:
     return stats
 
 
-@functools.lru_cache(maxsize=1)
-def template_stats() -> dict[int, OrganStats]:
-    """Organ statistics of the standard procedural adult, in template mm (x, y, -u).
+def fit_frame(organ_map: OrganMap, traits: PatientTraits, template: dict[int, OrganStats]) -> BodyFrame:
+    """Fit the body frame (depth mapping, midline, width) to the organs of ``organ_map``.
 
-    Measured once on a coarse procedural phantom with all subject scales at 1, so the landmark table
-    always matches the drawing code.
+    ``template`` is the standard procedural adult's organ statistics (:func:`scripts.synthetic.anatomy.template_stats`).
     """
-    from scripts.synthetic.anatomy import PatientTraits, StudyState, build_anatomy
-    from scripts.synthetic.organs import ORGAN_NAMES
-    from scripts.synthetic.shapes import N_LUMP_TERMS
-
-    neutral = np.concatenate([np.zeros(3), np.ones(3), np.zeros(N_LUMP_TERMS)])
-    traits = PatientTraits(
-        male=True,
-        height_scale=1.0,
-        width_scale=1.0,
-        fat_scale=1.0,
-        visceral_fat=0.5,
-        head_scale=1.0,
-        vertex_margin_mm=0.0,
-        offset_mm=(0.0, 0.0),
-        tilt=0.0,
-        organ_jitter={name: neutral for name in ORGAN_NAMES},
-    )
-    state = StudyState(
-        arms_up=True, bladder_fill=1.0, ureter_fill=0.0, contrast_enhanced=False, brown_fat_active=False, layout_seed=0
-    )
-    grid = las_grid((100, 100, 210), (5.0, 5.0, 5.0))
-    anatomy = build_anatomy(grid, traits, state)
-    stats = organ_stats(anatomy.tissue, grid)
-    # Convert to template coordinates: x and y from the body centre, height as -u (vertex at 0).
-    frame = anatomy.frame
-    origin = np.array([frame.centre_x[0], frame.centre_y[0], float(frame.si(0.0))])
-    for organ, s in stats.items():
-        stats[organ] = OrganStats(s.centroid - origin, s.low - origin, s.high - origin, s.cut)
-    return stats
-
-
-def fit_frame(organ_map: OrganMap, traits: PatientTraits) -> BodyFrame:
-    """Fit the body frame (depth mapping, midline, width) to the organs of ``organ_map``."""
     grid = organ_map.grid
     measured = organ_stats(organ_map.labels, grid)
-    template = template_stats()
     usable = [o for o in ANCHOR_ORGANS if o in measured and o in template and not measured[o].cut]
 
     width_scale = traits.width_scale

@@ -9,16 +9,13 @@ brown fat, sympathetic ganglia) are common false-positive sources in real PET an
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from scripts.synthetic.frame import BodyFrame
 from scripts.synthetic.shapes import Canvas, ellipsoid, pieces_of, tube
 from scripts.synthetic.tissues import Tissue
-
-if TYPE_CHECKING:
-    from scripts.synthetic.anatomy import PatientTraits, StudyState
+from scripts.synthetic.traits import PatientTraits, StudyState
 
 ABDOMINAL = frozenset({Tissue.FAT, Tissue.BOWEL, Tissue.MUSCLE, Tissue.GAS})
 SOFT = frozenset({Tissue.FAT, Tissue.MUSCLE})

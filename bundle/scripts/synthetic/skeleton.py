@@ -6,17 +6,13 @@ Every bone is cortical bone around a cancellous (marrow) core, the site of bone 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from scripts.synthetic.body import SLAB, TorsoProfile, arm_path
 from scripts.synthetic.frame import SPINE_RADIUS, SPINE_U, SPINE_Y, BodyFrame
 from scripts.synthetic.shapes import Canvas, ellipsoid, pieces_of, rotation_about_si, tube
 from scripts.synthetic.tissues import Tissue
-
-if TYPE_CHECKING:
-    from scripts.synthetic.anatomy import PatientTraits, StudyState
+from scripts.synthetic.traits import PatientTraits, StudyState
 
 SOFT = frozenset({Tissue.FAT, Tissue.MUSCLE, Tissue.BOWEL, Tissue.BROWN_FAT})
 CORTEX_MM = 2.5

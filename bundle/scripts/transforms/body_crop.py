@@ -9,7 +9,7 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import CropForegroundd
 
-from scripts.transforms.pet_ct_files import CT_CHANNEL
+from scripts.data.pet_ct_files import CT_CHANNEL
 
 BODY_THRESHOLD_HU = -500.0
 """CT value above which a voxel counts as body (soft tissue, bone, the table); air and lung lie below."""

@@ -12,7 +12,7 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
-from scripts.transforms.pet_ct_files import CT_CHANNEL, PET_CHANNEL
+from scripts.data.pet_ct_files import CT_CHANNEL, PET_CHANNEL
 
 
 @dataclass(frozen=True)

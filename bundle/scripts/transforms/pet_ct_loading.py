@@ -19,16 +19,16 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
 
 from scripts.data.grids import GRID_TOLERANCE_VOXELS, resample_onto_grid, same_grid, voxel_spacing
-from scripts.data.plausibility import check_study_plausibility
-from scripts.data.volume_checks import check_affine, check_image, check_label, check_overlap
-from scripts.data.volumes import read_meta_volume
-from scripts.errors import InputDataError
-from scripts.transforms.pet_ct_files import (
+from scripts.data.pet_ct_files import (
     CHANNEL_NAMES,
     PathLike,
     find_pet_partner,
     squeeze_trailing,
 )
+from scripts.data.plausibility import check_study_plausibility
+from scripts.data.volume_checks import check_affine, check_image, check_label, check_overlap
+from scripts.data.volumes import read_meta_volume
+from scripts.errors import InputDataError
 
 PET_FILENAME_KEY = "pet_filename_or_obj"
 """Meta key under which the loader records the PET file (``filename_or_obj`` stays the CT file)."""

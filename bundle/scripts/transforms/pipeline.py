@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 from monai.transforms import EnsureTyped, MapTransform, Orientationd, Spacingd
 
+from scripts.data.pet_ct_files import CT_CHANNEL, PET_CHANNEL
 from scripts.transforms.body_crop import BODY_THRESHOLD_HU, CropBodyd
 from scripts.transforms.intensity import DEFAULT_NORMALIZATION, ClipNormalized
-from scripts.transforms.pet_ct_files import CT_CHANNEL, PET_CHANNEL
 from scripts.transforms.pet_ct_loading import LoadPetCtd
 
 PAPER_SPACING_MM = (2.036, 2.036, 3.0)
