@@ -17,7 +17,6 @@ import argparse
 import shutil
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from monai.data import MetaTensor
 from scripts.atomic_io import atomic_path, remove_stale_staging, save_nifti, write_json
 from scripts.data.datalists import write_datalists
 from scripts.data.grids import resample_onto_grid
+from scripts.data.prepared_dataset import PreparedDataset, count_of
 from scripts.data.splits import (
     DEFAULT_FOLDS,
     PATIENTS_FILE,
@@ -56,48 +56,6 @@ CHANNEL_NAMES = {"0": "CT", "1": "PET"}
 LABELS = {"background": 0, "lesion": 1}
 
 Log = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class PreparedDataset:
-    """The outcome of :func:`prepare_dataset`: where the dataset is and what it holds."""
-
-    folder: Path
-    converted: bool  # True: built from an autoPET release; False: an nnU-Net raw dataset prepared in place
-    patients: dict[str, str]  # case id -> patient id, labelled cases
-    lesion_voxels: dict[str, int]  # case id -> lesion voxel count, labelled cases
-    resampled: list[str]  # cases whose PET was resampled onto the CT grid
-    splits: list[Fold]
-    splits_from: str  # how the split came about, for the summary
-    test_cases: list[str]
-
-    def summary(self) -> str:
-        """A few lines for the console: studies, patients, positives/negatives, resampling, per-fold sizes."""
-        positives = sum(1 for voxels in self.lesion_voxels.values() if voxels > 0)
-        studies = _count(len(self.patients), "study", "studies")
-        patients = _count(len(set(self.patients.values())), "patient")
-        lines = [
-            f"{'converted into' if self.converted else 'prepared in place'} {self.folder}: {studies} of {patients} "
-            f"({positives} with lesions, {len(self.patients) - positives} negative)"
-        ]
-        if self.resampled:
-            lines.append(f"PET resampled onto the CT grid for {_count(len(self.resampled), 'study', 'studies')}")
-        if self.test_cases:
-            tests = _count(len(self.test_cases), "unlabelled test case")
-            lines.append(f"{tests} in imagesTs (datalist_all.json 'testing')")
-        lines.append(f"{len(self.splits)} folds ({self.splits_from}):")
-        for index, fold in enumerate(self.splits):
-            val_patients = len({self.patients[case] for case in fold["val"]})
-            val_positives = sum(1 for case in fold["val"] if self.lesion_voxels[case] > 0)
-            lines.append(
-                f"  fold {index}: train {len(fold['train'])}, val {len(fold['val'])} "
-                f"({_count(val_patients, 'patient')}, {val_positives} with lesions)"
-            )
-        return "\n".join(lines)
-
-
-def _count(number: int, singular: str, plural: str | None = None) -> str:
-    return f"{number} {singular if number == 1 else plural or singular + 's'}"
 
 
 def dataset_json(name: str, num_training: int) -> dict[str, Any]:
@@ -214,7 +172,7 @@ def _prepare_in_place(
             )
         split_patients = patients_split_across_folds(splits, patients)
         if split_patients:
-            log(f"warning: {SPLITS_FILE} validates {_count(len(split_patients), 'patient')} in more than one fold")
+            log(f"warning: {SPLITS_FILE} validates {count_of(len(split_patients), 'patient')} in more than one fold")
         splits_from = f"existing {SPLITS_FILE}"
     else:
         splits = _folds(patients, n_folds, seed, folder)
