@@ -20,6 +20,8 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
+from scripts.errors import InputDataError
+
 _STAGING_NAME = re.compile(r"^\.(?P<kind>tmp|old)-(?P<pid>\d+)-(?P<name>.+)$")
 
 
@@ -88,6 +90,30 @@ def remove_stale_staging(
         if log is not None:
             log(f"removed {entry} ({size / 1e6:.1f} MB), left by an interrupted run (its process no longer runs)")
     return found
+
+
+def check_writable_folder(folder: str | os.PathLike, what: str = "the output folder") -> Path:
+    """Raise unless ``folder`` is a writable folder or can be created (its nearest existing parent is one).
+
+    Creates nothing that stays: the probe file it writes is removed at once.
+
+    Raises:
+        InputDataError: naming the folder and the problem (a file in the way, no write permission).
+    """
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "is a file" if existing == folder else f"cannot be created: {existing} is a file"
+        raise InputDataError(folder, f"{what} {where}")
+    probe = staging_path(existing / "write-test")
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise InputDataError(folder, f"{what} cannot be written ({error.strerror or error})") from error
+    return folder
 
 
 def _size(path: Path) -> int:

@@ -40,8 +40,8 @@ class InputDataError(ValueError):
 
     def __init__(self, path: str | os.PathLike, problem: str) -> None:
         self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
+        self.problem = " ".join(str(problem).split())  # one line, whatever a library put in it
+        super().__init__(f"{self.path}: {self.problem}")
 
     def __reduce__(self) -> tuple:
         """Pickle as ``(path, problem)`` so the error crosses process boundaries (``--workers``)."""

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 
-from scripts.atomic_io import atomic_path, remove_stale_staging, save_nifti, write_json
+from scripts.atomic_io import atomic_path, check_writable_folder, remove_stale_staging, save_nifti, write_json
 from scripts.data.datalists import write_datalists
 from scripts.data.grids import resample_onto_grid
 from scripts.data.prepared_dataset import PreparedDataset, count_of
@@ -107,6 +107,7 @@ def _check_destination(src: Path, dst: Path, overwrite: bool) -> None:
         raise InputDataError(
             dst, "exists and is not empty; pass --overwrite to replace it (only once the new dataset is complete)"
         )
+    check_writable_folder(dst.parent if dst.exists() else dst, "the destination")  # the dataset is built beside it
 
 
 def _folds(patients: dict[str, str], n_folds: int | None, seed: int, where: Path) -> list[Fold]:

@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from scripts.data.grids import grid_difference, same_grid, voxel_spacing
+from scripts.data.pet_ct_files import find_pet_partner
 from scripts.data.plausibility import check_spacing
 from scripts.data.volume_checks import check_affine, check_overlap, spatial_shape
 from scripts.data.volumes import VolumeHeader, read_header
 from scripts.errors import InputDataError
-from scripts.transforms.pet_ct_files import find_pet_partner
 
 
 def _checked_header(path: str | Path, what: str, check_plausibility: bool) -> tuple[VolumeHeader, tuple[int, ...]]:

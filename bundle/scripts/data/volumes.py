@@ -50,7 +50,8 @@ def _existing(path: PathLike, what: str) -> Path:
 
 
 def _unreadable(file: Path, error: Exception) -> InputDataError:
-    return InputDataError(file, f"cannot be read as a NIfTI image ({type(error).__name__}: {error})")
+    detail = str(error).strip().splitlines()[0][:200] if str(error).strip() else "no detail"
+    return InputDataError(file, f"cannot be read as a NIfTI image ({type(error).__name__}: {detail})")
 
 
 def read_volume(path: PathLike, what: str = "", dtype: np.dtype | type | None = None) -> Volume:
@@ -104,6 +105,7 @@ def read_meta_volume(path: PathLike) -> MetaTensor:
     """
     file = _existing(path, "")
     try:
+        nib.load(str(file))  # the header first: nibabel says in one line what is wrong with a foreign file
         return LoadImage(reader="NibabelReader", image_only=True, dtype=np.float32)(str(file))
     except Exception as error:  # nibabel raises several types for damaged or non-NIfTI files
         raise _unreadable(file, error) from error

@@ -22,13 +22,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from ignite.engine import Engine
 from monai.data import Dataset
 
-from scripts.atomic_io import remove_stale_staging, staging_path
+from scripts.atomic_io import check_writable_folder, remove_stale_staging
 from scripts.data.inference_inputs import find_inference_items, study_name
 from scripts.data.study_headers import check_item_headers
 from scripts.errors import BatchInputError, InputDataError, input_error_in
@@ -37,28 +36,6 @@ logger = logging.getLogger(__name__)
 
 BROKEN_CASE, BROKEN_PATH, BROKEN_PROBLEM = "broken_case", "broken_path", "broken_problem"
 """Keys of the marker item that stands in for a study that could not be loaded."""
-
-
-def check_output_folder(folder: str | os.PathLike) -> Path:
-    """Raise unless ``folder`` exists as a writable folder or can be created; creates nothing.
-
-    Raises:
-        InputDataError: naming the folder (or the file in its way) and the problem.
-    """
-    folder = Path(folder)
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        where = "is a file" if existing == folder else f"cannot be created: {existing} is a file"
-        raise InputDataError(folder, f"the output folder {where}")
-    probe = staging_path(existing / "write-test")
-    try:
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        raise InputDataError(folder, f"the output folder cannot be written ({error.strerror or error})") from error
-    return folder
 
 
 def _item_image(item: Mapping[str, Any]) -> str:
@@ -86,7 +63,7 @@ class StudyBatch:
         datalist_key: str = "testing",
         check_plausibility: bool = True,
     ) -> None:
-        self.output_dir = check_output_folder(output_dir)
+        self.output_dir = check_writable_folder(output_dir)
         remove_stale_staging(self.output_dir, None, logger.warning)
         found = find_inference_items(source, datalist_key, strict=False)
         self.broken: list[InputDataError] = []
