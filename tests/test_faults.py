@@ -315,6 +315,17 @@ def test_pretraining_loader_names_the_study_fault(fault, good_study, pretraining
     assert_one_line("\n".join(error_lines(raised.value) or []), files.role(fault.culprit), fault.problem)
 
 
+CT_FAULTS = [fault for fault in STUDY_FAULTS if fault.culprit == "ct" and fault.id != "swapped-ct-and-pet"]
+
+
+@pytest.mark.parametrize("fault", CT_FAULTS, ids=_ids(CT_FAULTS))
+def test_pretraining_loader_names_the_fault_of_a_ct_only_study(fault, good_study, pretraining_chain, tmp_path):
+    files = _faulty_copy(good_study, fault, tmp_path / "study")
+    with pytest.raises(Exception) as raised:
+        pretraining_chain({"image": str(files.ct), "pet": None})
+    assert_one_line("\n".join(error_lines(raised.value) or []), files.ct, fault.problem)
+
+
 QUANTIFIED_FAULTS = [fault for fault in STUDY_FAULTS if fault.for_quantification() is not None]
 
 
