@@ -399,6 +399,21 @@ def test_inference_batch_processes_the_good_studies_and_fails_at_the_end(inferen
     assert header_faults and header_faults[0] < first_forward, "header faults are found before computing"
 
 
+def test_a_batch_of_only_broken_studies_fails_before_computing_naming_each(release, tmp_path):
+    from scripts.errors import BatchInputError
+    from scripts.inference.study_batch import StudyBatch
+
+    src = tmp_path / "src"
+    shutil.copytree(release, src)
+    studies = release_studies(src)
+    for files in studies:
+        files.pet.unlink()
+    with pytest.raises(BatchInputError) as raised:
+        StudyBatch(src, tmp_path / "out")
+    assert [error.path for error in raised.value.errors] == [str(files.pet) for files in studies]
+    assert len(raised.value.lines()) == len(studies) and not (tmp_path / "out").exists()
+
+
 # ------------------------------------------------------------------------- prediction masks x entry points
 
 
@@ -673,53 +688,55 @@ def test_training_run_ends_with_one_line_and_writes_no_checkpoint(broken_and_goo
     assert files_under(tmp_path / "b" / "models") == []
 
 
-def test_debug_switch_brings_the_traceback_back(broken_and_good, bundle_root, tmp_path):
-    broken, good = broken_and_good
-    datalist = _datalist(tmp_path, [broken], [good])
-    overrides = {**TINY, "bundle_root": str(tmp_path / "b"), "dataset_dir": str(tmp_path), "datalist": str(datalist)}
-    overrides.update(max_epochs=1, iterations_per_epoch=1)
-    result = bundle_run(bundle_root, ["train.json"], overrides, tmp_path, env={"PETCT_DEBUG": "1"})
-    assert result.returncode == 1 and "Traceback" in result.stderr and "InputDataError" in result.stderr
+def workflow_error(bundle_root: Path, configs: list[str], overrides: dict, kind: str) -> BaseException:
+    """Run a bundle workflow in this process (cheaper than a subprocess) and return what it raised."""
+    from monai.bundle import ConfigWorkflow
+
+    workflow = ConfigWorkflow(
+        workflow_type=kind,
+        config_file=[str(bundle_root / "configs" / name) for name in configs],
+        meta_file=str(bundle_root / "configs" / "metadata.json"),
+        logging_file=str(bundle_root / "configs" / "logging.conf"),
+        **overrides,
+    )
+    with pytest.raises(Exception) as raised:
+        workflow.initialize()
+        workflow.run()
+    return raised.value
 
 
-def test_resume_from_a_truncated_checkpoint_ends_with_one_line(broken_and_good, tiny_checkpoint, bundle_root, tmp_path):
+def test_resume_from_a_truncated_checkpoint_names_it(broken_and_good, tiny_checkpoint, bundle_root, tmp_path):
     _, good = broken_and_good
     datalist = _datalist(tmp_path, [good], [good])
     checkpoint = tmp_path / "b" / "models" / "fold0" / "last_checkpoint_epoch=1.pt"
     checkpoint.parent.mkdir(parents=True)
     _truncated(tiny_checkpoint, checkpoint)
-    before = listing(tmp_path / "b")
+    before = checkpoint.read_bytes()
     overrides = {**TINY, "bundle_root": str(tmp_path / "b"), "dataset_dir": str(tmp_path), "datalist": str(datalist)}
-    result = bundle_run(
-        bundle_root, ["train.json"], {**overrides, "max_epochs": 2, "iterations_per_epoch": 1}, tmp_path
-    )
-    assert result.returncode == 1
-    assert_one_line(result.stderr, checkpoint, "truncated checkpoint")
-    assert [p for p in listing(tmp_path / "b") if not p.startswith("runs")] == before
+    error = workflow_error(bundle_root, ["train.json"], {**overrides, "max_epochs": 2}, "train")
+    assert_one_line("\n".join(error_lines(error) or []), checkpoint, "truncated checkpoint")
+    assert files_under(tmp_path / "b" / "models") == ["fold0/last_checkpoint_epoch=1.pt"]
+    assert checkpoint.read_bytes() == before
 
 
-def test_pretraining_run_ends_with_one_line(broken_and_good, bundle_root, tmp_path):
+def test_pretraining_run_names_the_broken_study(broken_and_good, bundle_root, tmp_path):
     broken, _ = broken_and_good
     datalist = tmp_path / "pretrain.json"
     datalist.write_text(json.dumps({"training": [{"image": [str(broken.ct), str(broken.pet)]}], "validation": []}))
     overrides = {**TINY, "bundle_root": str(tmp_path / "b"), "datalist": str(datalist), "max_epochs": 1}
-    result = bundle_run(
-        bundle_root, ["train.json", "pretrain.json"], {**overrides, "iterations_per_epoch": 1}, tmp_path
-    )
-    assert result.returncode == 1
-    assert_one_line(result.stderr, broken.pet, "non-finite")
+    error = workflow_error(bundle_root, ["train.json", "pretrain.json"], overrides, "train")
+    assert_one_line("\n".join(error_lines(error) or []), broken.pet, "non-finite")
     assert files_under(tmp_path / "b" / "models") == []
 
 
-def test_inference_with_an_empty_checkpoint_ends_with_one_line_and_no_output(release, bundle_root, tmp_path):
+def test_inference_with_an_empty_checkpoint_names_it_and_writes_nothing(release, bundle_root, tmp_path):
     root = tmp_path / "b"
     (root / "models").mkdir(parents=True)
     (root / "models" / "model.pt").write_bytes(b"")
     out = tmp_path / "out"
     overrides = {**TINY, "bundle_root": str(root), "input_path": str(release), "output_dir": str(out)}
-    result = bundle_run(bundle_root, ["inference.json"], overrides, tmp_path)
-    assert result.returncode == 1
-    assert_one_line(result.stderr, root / "models" / "model.pt", r"empty file \(0 bytes\)")
+    error = workflow_error(bundle_root, ["inference.json"], overrides, "infer")
+    assert_one_line("\n".join(error_lines(error) or []), root / "models" / "model.pt", r"empty file \(0 bytes\)")
     assert not out.exists()
 
 
@@ -733,9 +750,8 @@ def test_evaluation_scores_the_good_studies_and_names_the_broken_one(
     (root / "models" / "fold0").mkdir(parents=True)
     shutil.copyfile(tiny_checkpoint, root / "models" / "fold0" / "model.pt")
     overrides = {**TINY, "bundle_root": str(root), "dataset_dir": str(tmp_path), "save_figures": False}
-    result = bundle_run(bundle_root, ["inference.json", "evaluate.json"], overrides, tmp_path)
-    assert result.returncode == 1
-    assert_one_line(result.stderr, broken.pet, "non-finite")
+    error = workflow_error(bundle_root, ["inference.json", "evaluate.json"], overrides, "infer")
+    assert_one_line("\n".join(error_lines(error) or []), broken.pet, "non-finite")
     rows = (root / "eval" / "fold0" / "metrics.csv").read_text().splitlines()
     assert len(rows) == 2, "the good study is scored"
 
@@ -796,6 +812,48 @@ def test_uncaught_input_errors_end_with_their_lines_only(case, bundle_root):
     result = subprocess.run([sys.executable, "-c", program], cwd=bundle_root, capture_output=True, text=True, env=env)
     assert result.returncode == status
     assert result.stderr.splitlines() == lines
+
+
+def test_debug_switch_brings_the_traceback_back(bundle_root):
+    code = HOOK_CASES["wrapped-twice"][0]
+    program = "import scripts\nfrom scripts.errors import BatchInputError, InputDataError\n" + code
+    env = {**os.environ, "PETCT_DEBUG": "1"}
+    result = subprocess.run([sys.executable, "-c", program], cwd=bundle_root, capture_output=True, text=True, env=env)
+    assert result.returncode == 1 and "Traceback" in result.stderr
+    assert "InputDataError: /data/pet.nii.gz: NaN" in result.stderr
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_bundle_log_records_carry_the_line_instead_of_the_traceback(debug, monkeypatch):
+    """What ignite's and MONAI's handlers log while the error propagates (active in monai.bundle runs)."""
+    import io
+    import logging
+
+    from scripts.errors import _OneLineRecords
+
+    monkeypatch.setattr(logging, "_logRecordFactory", _OneLineRecords(logging.getLogRecordFactory()))
+    if debug:
+        monkeypatch.setenv("PETCT_DEBUG", "1")
+    else:
+        monkeypatch.delenv("PETCT_DEBUG", raising=False)
+    stream = io.StringIO()
+    logger = logging.getLogger("test_faults.records")
+    logger.addHandler(logging.StreamHandler(stream))
+    try:
+        try:
+            raise RuntimeError("applying transform") from InputDataError("/data/pet.nii.gz", "NaN")
+        except RuntimeError as error:
+            logger.exception("Exception: %s", error)
+            logger.error("Engine run is terminating due to exception: %s", error)
+    finally:
+        logger.handlers.clear()
+    text = stream.getvalue()
+    assert ("Traceback" in text) is debug
+    if not debug:
+        assert text.splitlines() == [
+            "Exception: applying transform -> error: /data/pet.nii.gz: NaN",
+            "Engine run is terminating due to exception: applying transform -> error: /data/pet.nii.gz: NaN",
+        ]
 
 
 def test_other_errors_keep_their_traceback(bundle_root):

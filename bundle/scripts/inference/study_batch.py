@@ -53,7 +53,8 @@ class StudyBatch:
         check_plausibility: apply the voxel-size rules to the headers (the loader applies the intensity rules).
 
     Raises:
-        InputDataError: the output folder cannot be written, or ``source`` holds no studies at all.
+        InputDataError: the output folder cannot be written, ``source`` holds no studies at all, or none of them
+            passes the header checks (a :class:`~scripts.errors.BatchInputError` naming each).
     """
 
     def __init__(
@@ -85,6 +86,8 @@ class StudyBatch:
             owners[case] = _item_image(item)
             self.items.append(dict(item, case=case))
         self.total = len(found)
+        if not self.items:
+            raise BatchInputError(self.broken)  # nothing to compute: say so now
         logger.info("%d of %d studies passed the checks before inference", len(self.items), self.total)
 
     def _set_aside(self, case: str, error: InputDataError) -> None:
