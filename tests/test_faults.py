@@ -136,6 +136,7 @@ class Fault:
 STUDY_FAULTS = [
     Fault("nan-pet", _values("pet", _with_nan), "pet", "non-finite"),
     Fault("missing-pet", lambda files: files.pet.unlink(), "pet", "missing|not found"),
+    Fault("renamed-pet", lambda files: files.pet.rename(f"{files.pet}.bak"), "pet", "missing|not found"),
     Fault("ct-not-nifti", lambda files: files.ct.write_bytes(b"not a NIfTI file"), "ct", "cannot be read"),
     Fault("truncated-pet", _truncate("pet"), "pet", "cannot be read"),
     Fault("swapped-ct-and-pet", _swap, "ct", "look swapped", quantified=("pet", "HU-like")),
@@ -566,7 +567,9 @@ DESTINATION_FAULTS = {
 
 @pytest.mark.parametrize("fault", sorted(DESTINATION_FAULTS))
 @pytest.mark.parametrize("entry", ["prepare", "inference"])
-def test_destination_fault_is_named_before_anything_is_computed(entry, fault, release, tmp_path, capsys):
+def test_destination_fault_is_named_before_anything_is_computed(
+    entry, fault, release, tiny_checkpoint, bundle_root, tmp_path, capsys
+):
     make, problem = DESTINATION_FAULTS[fault]
     dst = make(tmp_path / "work" / "out")
     before = {path: path.read_bytes() for path in (tmp_path / "work").rglob("*") if path.is_file()}
@@ -575,15 +578,13 @@ def test_destination_fault_is_named_before_anything_is_computed(entry, fault, re
 
         assert main(["--src", str(release), "--dst", str(dst), "--folds", "2"]) == 1
         assert_one_line(capsys.readouterr().err, dst, problem)
-    else:
-        from scripts.inference.study_batch import StudyBatch
-
-        if fault == "non-empty-without-overwrite":
-            StudyBatch(release, dst)  # a mask folder may hold other files: not a fault for inference
-        else:
-            with pytest.raises(InputDataError) as raised:
-                StudyBatch(release, dst)
-            assert raised.value.path == str(dst) and re.search(problem, raised.value.problem)
+    elif fault != "non-empty-without-overwrite":  # a mask folder may hold other files: not a fault for inference
+        root = tmp_path / "b"
+        (root / "models").mkdir(parents=True)
+        shutil.copyfile(tiny_checkpoint, root / "models" / "model.pt")
+        overrides = {**TINY, "bundle_root": str(root), "input_path": str(release), "output_dir": str(dst)}
+        error = workflow_error(bundle_root, ["inference.json"], overrides, "infer")
+        assert_one_line("\n".join(error_lines(error) or []), dst, problem)
     after = {path: path.read_bytes() for path in (tmp_path / "work").rglob("*") if path.is_file()}
     assert after == before
 
