@@ -68,7 +68,6 @@ class StudyBatch:
         remove_stale_staging(self.output_dir, None, logger.warning)
         found = find_inference_items(source, datalist_key, strict=False)
         self.broken: list[InputDataError] = []
-        self.broken_cases: list[str] = []
         self.items: list[dict] = []
         self.processed: list[dict] = []
         owners: dict[str, str] = {}
@@ -93,7 +92,6 @@ class StudyBatch:
     def _set_aside(self, case: str, error: InputDataError) -> None:
         logger.error("skipping study %s: %s", case, error)
         self.broken.append(error)
-        self.broken_cases.append(case)
 
     def iteration(self, engine: Engine, batch: Mapping[str, Any]) -> dict:
         """The evaluator's iteration: skip a marker of a study that could not be loaded, else infer as usual."""
