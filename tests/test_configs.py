@@ -34,6 +34,7 @@ RECIPE_IDS = (
     "pet_window_suv",
     "pet_mean_std",
     "body_threshold_hu",
+    "check_plausibility",
     "xlstm",
     "features",
     "strides",

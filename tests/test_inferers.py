@@ -379,7 +379,7 @@ def test_mismatched_checkpoint_names_the_file_and_keys(tmp_path):
 def test_unreadable_or_empty_checkpoints_are_rejected(tmp_path):
     garbage = tmp_path / "garbage.pt"
     garbage.write_text("not a checkpoint")
-    with pytest.raises(InputDataError, match=r"garbage\.pt: cannot be read"):
+    with pytest.raises(InputDataError, match=r"garbage\.pt: not a PyTorch checkpoint"):
         read_state_dict(garbage)
     no_weights = tmp_path / "no_weights.pt"
     torch.save({"epoch": 3, "optimizer": {"lr": 0.1}}, no_weights)

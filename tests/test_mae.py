@@ -250,10 +250,10 @@ def study_folder(tmp_path) -> Path:
     """Two nnU-Net PET/CT studies, one CT-only volume and a label file that must be ignored."""
     rng = np.random.default_rng(0)
     for case in ("case_a", "case_b"):
-        save_nifti(rng.uniform(-900, 1000, (SIZE,) * 3), AFFINE, tmp_path / "imagesTr" / f"{case}_0000.nii.gz")
+        save_nifti(rng.uniform(-1000, 1000, (SIZE,) * 3), AFFINE, tmp_path / "imagesTr" / f"{case}_0000.nii.gz")
         save_nifti(rng.uniform(0, 20, (SIZE,) * 3), AFFINE, tmp_path / "imagesTr" / f"{case}_0001.nii.gz")
     save_nifti(np.zeros((SIZE,) * 3, np.uint8), AFFINE, tmp_path / "labelsTr" / "case_a.nii.gz")
-    save_nifti(rng.uniform(-900, 1000, (SIZE,) * 3), AFFINE, tmp_path / "longitudinal" / "p1_ct.nii.gz")
+    save_nifti(rng.uniform(-1000, 1000, (SIZE,) * 3), AFFINE, tmp_path / "longitudinal" / "p1_ct.nii.gz")
     return tmp_path
 
 
@@ -474,7 +474,7 @@ def test_wrong_checkpoints_fail_loudly_naming_file_and_tensors(pretrained, tmp_p
         with pytest.raises(InputDataError, match=f"{name}: .*{message}"):
             load_pretrained_encoder(tiny_network(), tmp_path / name)
     (tmp_path / "notes.pt").write_text("not a checkpoint")
-    with pytest.raises(InputDataError, match="notes.pt: cannot be read as a PyTorch checkpoint"):
+    with pytest.raises(InputDataError, match="notes.pt: not a PyTorch checkpoint"):
         load_pretrained_encoder(tiny_network(), tmp_path / "notes.pt")
     with pytest.raises(InputDataError, match="absent.pt: pretrained encoder checkpoint not found"):
         load_pretrained_encoder(tiny_network(), tmp_path / "absent.pt")

@@ -63,10 +63,17 @@ def linear_pet(affine: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return (10 + 0.5 * xyz[..., 0] + 0.25 * xyz[..., 1] - 0.1 * xyz[..., 2]).astype(np.float32)
 
 
+def noisy_ct(rng: np.random.Generator) -> np.ndarray:
+    """A CT in HU: -1000 HU air around a soft-tissue block, plus noise (plausible, so only the faults fail)."""
+    ct = np.full(SHAPE, -1000.0, np.float32)
+    ct[2:-2, 2:-2, 1:-1] = 40.0
+    return (ct + rng.normal(0, 20, SHAPE)).astype(np.float32)
+
+
 def write_study(folder: Path, seed: int, lesion: bool, coarse_pet: bool = False) -> None:
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True)
-    save(rng.normal(0, 300, SHAPE).astype(np.float32), CT_AFFINE, folder / "CTres.nii.gz")
+    save(noisy_ct(rng), CT_AFFINE, folder / "CTres.nii.gz")
     if coarse_pet:
         save(linear_pet(COARSE_PET_AFFINE, COARSE_PET_SHAPE), COARSE_PET_AFFINE, folder / "SUV.nii.gz")
     else:
@@ -273,7 +280,7 @@ def make_nnunet(folder: Path, cases: list[str], test_cases: tuple[str, ...] = ()
     rng = np.random.default_rng(0)
     for case in cases + list(test_cases):
         images = folder / ("imagesTs" if case in test_cases else "imagesTr")
-        save(rng.normal(0, 300, SHAPE).astype(np.float32), CT_AFFINE, images / f"{case}_0000.nii.gz")
+        save(noisy_ct(rng), CT_AFFINE, images / f"{case}_0000.nii.gz")
         save(rng.gamma(2.0, 1.0, SHAPE).astype(np.float32), CT_AFFINE, images / f"{case}_0001.nii.gz")
         if case not in test_cases:
             label = (rng.random(SHAPE) > 0.95).astype(np.uint8) if len(case) % 2 else np.zeros(SHAPE, np.uint8)

@@ -72,17 +72,22 @@ def test_files_written_and_pet_on_a_coarser_grid_is_resampled(tmp_path):
     nib.save(nib.Nifti1Image(mask, affine), tmp_path / "pred.nii.gz")
     coarse = np.diag([4.0, 4.0, 4.0, 1.0])
     coarse[:3, 3] = 1.0  # voxel centres of the 4 mm grid on the 2 mm grid's corners
-    nib.save(nib.Nifti1Image(np.full((10, 10, 10), 6.0, np.float32), coarse), tmp_path / "suv.nii.gz")
-    result = quantify_files(tmp_path / "pred.nii.gz", tmp_path / "suv.nii.gz", tmp_path / "q.json")
+    suv = np.full((10, 10, 10), 6.0, np.float32)
+    suv[0, 0, 0] = 0.0  # background far from the lesion (a constant PET is implausible)
+    nib.save(nib.Nifti1Image(suv, coarse), tmp_path / "suv.nii.gz")
+    notes: list[str] = []
+    result = quantify_files(tmp_path / "pred.nii.gz", tmp_path / "suv.nii.gz", tmp_path / "q.json", log=notes.append)
     assert result.lesion_count == 1 and result.lesions[0].suv_mean == pytest.approx(6.0)
     saved = json.loads((tmp_path / "q.json").read_text())
+    assert saved["pet_resampling"].startswith("PET resampled trilinearly onto the mask's grid")
+    assert notes == [f"{tmp_path / 'suv.nii.gz'}: {saved['pet_resampling']}"]
     assert saved["lesion_count"] == 1 and saved["mtv_ml"] == pytest.approx(64 * 0.008)
     rows = (tmp_path / "q.csv").read_text().splitlines()
     assert rows[0].startswith("index,voxels,volume_ml,suv_max,suv_mean,suv_peak,tlg") and len(rows) == 2
 
 
 def test_missing_and_non_binary_inputs_name_the_file(tmp_path):
-    with pytest.raises(InputDataError, match="pred.nii.gz: file not found"):
+    with pytest.raises(InputDataError, match="pred.nii.gz: prediction file not found"):
         quantify_files(tmp_path / "pred.nii.gz", tmp_path / "suv.nii.gz", tmp_path / "q.json")
     nib.save(nib.Nifti1Image(np.full((4, 4, 4), 2, np.uint8), np.eye(4)), tmp_path / "pred.nii.gz")
     nib.save(nib.Nifti1Image(np.ones((4, 4, 4), np.float32), np.eye(4)), tmp_path / "suv.nii.gz")

@@ -71,12 +71,12 @@ def output_name_formatter(metadict: dict, saver: Any) -> dict:
     return {"subject": study_name(str(source))}
 
 
-def _nnunet_items(images_dir: Path, labels_dir: Path | None) -> list[dict]:
+def _nnunet_items(images_dir: Path, labels_dir: Path | None, strict: bool) -> list[dict]:
     items = []
     for ct in sorted(images_dir.glob(f"*{NNUNET_CT_SUFFIX}.nii.gz")):
         case = study_name(ct)
         pet = ct.with_name(f"{case}{NNUNET_PET_SUFFIX}.nii.gz")
-        if not pet.is_file():
+        if strict and not pet.is_file():
             raise InputDataError(pet, f"PET channel of case {case!r} is missing")
         item: dict = {"image": [str(ct), str(pet)], "case": case}
         if labels_dir is not None and (labels_dir / f"{case}.nii.gz").is_file():
@@ -85,9 +85,9 @@ def _nnunet_items(images_dir: Path, labels_dir: Path | None) -> list[dict]:
     return items
 
 
-def _release_item(study_dir: Path) -> dict:
+def _release_item(study_dir: Path, strict: bool) -> dict:
     pet = study_dir / RELEASE_PET_FILE
-    if not pet.is_file():
+    if strict and not pet.is_file():
         raise InputDataError(pet, "PET (SUV.nii.gz) of this study is missing")
     ct = study_dir / RELEASE_CT_FILE
     item: dict = {"image": [str(ct), str(pet)], "case": study_name(ct)}
@@ -96,8 +96,12 @@ def _release_item(study_dir: Path) -> dict:
     return item
 
 
-def find_inference_items(source: str | Path, datalist_key: str = "testing") -> list[dict]:
-    """Data items for every study found at ``source`` (see the module docstring for the accepted forms)."""
+def find_inference_items(source: str | Path, datalist_key: str = "testing", strict: bool = True) -> list[dict]:
+    """Data items for every study found at ``source`` (see the module docstring for the accepted forms).
+
+    With ``strict`` a study whose PET file is missing is an error; without, its item is kept (naming the absent
+    file) so that a batch can report it among its other broken studies and go on with the rest.
+    """
     path = Path(source)
     if not path.exists():
         raise InputDataError(path, "input not found")
@@ -112,13 +116,15 @@ def find_inference_items(source: str | Path, datalist_key: str = "testing") -> l
     if path.is_file():
         return [{"image": str(path), "case": study_name(path)}]
     if (path / RELEASE_CT_FILE).is_file():
-        return [_release_item(path)]
+        return [_release_item(path, strict)]
     for images, labels in (("imagesTs", "labelsTs"), ("imagesTr", "labelsTr")):
         if (path / images).is_dir():
-            items = _nnunet_items(path / images, path / labels)
+            items = _nnunet_items(path / images, path / labels, strict)
             if items:
                 return items
-    items = _nnunet_items(path, None) or [_release_item(ct.parent) for ct in sorted(path.rglob(RELEASE_CT_FILE))]
+    items = _nnunet_items(path, None, strict) or [
+        _release_item(ct.parent, strict) for ct in sorted(path.rglob(RELEASE_CT_FILE))
+    ]
     if not items:
         raise InputDataError(
             path,

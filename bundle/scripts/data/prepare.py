@@ -17,7 +17,6 @@ import argparse
 import shutil
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -26,9 +25,10 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 
-from scripts.atomic_io import atomic_path, save_nifti, write_json
+from scripts.atomic_io import atomic_path, check_writable_folder, remove_stale_staging, save_nifti, write_json
 from scripts.data.datalists import write_datalists
 from scripts.data.grids import resample_onto_grid
+from scripts.data.prepared_dataset import PreparedDataset, count_of
 from scripts.data.splits import (
     DEFAULT_FOLDS,
     PATIENTS_FILE,
@@ -49,55 +49,13 @@ from scripts.data.studies import (
 )
 from scripts.data.study_checks import StudyCheck, check_all, parallel_map
 from scripts.data.volumes import read_volume
-from scripts.errors import InputDataError
+from scripts.errors import InputDataError, say
 
 FILE_ENDING = ".nii.gz"
 CHANNEL_NAMES = {"0": "CT", "1": "PET"}
 LABELS = {"background": 0, "lesion": 1}
 
 Log = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class PreparedDataset:
-    """The outcome of :func:`prepare_dataset`: where the dataset is and what it holds."""
-
-    folder: Path
-    converted: bool  # True: built from an autoPET release; False: an nnU-Net raw dataset prepared in place
-    patients: dict[str, str]  # case id -> patient id, labelled cases
-    lesion_voxels: dict[str, int]  # case id -> lesion voxel count, labelled cases
-    resampled: list[str]  # cases whose PET was resampled onto the CT grid
-    splits: list[Fold]
-    splits_from: str  # how the split came about, for the summary
-    test_cases: list[str]
-
-    def summary(self) -> str:
-        """A few lines for the console: studies, patients, positives/negatives, resampling, per-fold sizes."""
-        positives = sum(1 for voxels in self.lesion_voxels.values() if voxels > 0)
-        studies = _count(len(self.patients), "study", "studies")
-        patients = _count(len(set(self.patients.values())), "patient")
-        lines = [
-            f"{'converted into' if self.converted else 'prepared in place'} {self.folder}: {studies} of {patients} "
-            f"({positives} with lesions, {len(self.patients) - positives} negative)"
-        ]
-        if self.resampled:
-            lines.append(f"PET resampled onto the CT grid for {_count(len(self.resampled), 'study', 'studies')}")
-        if self.test_cases:
-            tests = _count(len(self.test_cases), "unlabelled test case")
-            lines.append(f"{tests} in imagesTs (datalist_all.json 'testing')")
-        lines.append(f"{len(self.splits)} folds ({self.splits_from}):")
-        for index, fold in enumerate(self.splits):
-            val_patients = len({self.patients[case] for case in fold["val"]})
-            val_positives = sum(1 for case in fold["val"] if self.lesion_voxels[case] > 0)
-            lines.append(
-                f"  fold {index}: train {len(fold['train'])}, val {len(fold['val'])} "
-                f"({_count(val_patients, 'patient')}, {val_positives} with lesions)"
-            )
-        return "\n".join(lines)
-
-
-def _count(number: int, singular: str, plural: str | None = None) -> str:
-    return f"{number} {singular if number == 1 else plural or singular + 's'}"
 
 
 def dataset_json(name: str, num_training: int) -> dict[str, Any]:
@@ -149,6 +107,7 @@ def _check_destination(src: Path, dst: Path, overwrite: bool) -> None:
         raise InputDataError(
             dst, "exists and is not empty; pass --overwrite to replace it (only once the new dataset is complete)"
         )
+    check_writable_folder(dst.parent if dst.exists() else dst, "the destination")  # the dataset is built beside it
 
 
 def _folds(patients: dict[str, str], n_folds: int | None, seed: int, where: Path) -> list[Fold]:
@@ -159,13 +118,22 @@ def _folds(patients: dict[str, str], n_folds: int | None, seed: int, where: Path
 
 
 def _convert_release(
-    src: Path, dst: Path, n_folds: int | None, seed: int, workers: int, overwrite: bool, name: str | None, log: Log
+    src: Path,
+    dst: Path,
+    n_folds: int | None,
+    seed: int,
+    workers: int,
+    overwrite: bool,
+    name: str | None,
+    log: Log,
+    check_plausibility: bool,
 ) -> PreparedDataset:
     _check_destination(src, dst, overwrite)
+    remove_stale_staging(dst.parent, dst.name, log)
     studies = find_release_studies(src)
     patients = {study.case: study.patient for study in studies}
     splits = _folds(patients, n_folds, seed, src)
-    checks = check_all(studies, allow_resampling=True, workers=workers, log=log)
+    checks = check_all(studies, True, workers, log, check_plausibility)
     with atomic_path(dst) as building:
         (building / "imagesTr").mkdir(parents=True)
         (building / "labelsTr").mkdir()
@@ -188,7 +156,10 @@ def _convert_release(
     )
 
 
-def _prepare_in_place(folder: Path, n_folds: int | None, seed: int, workers: int, log: Log) -> PreparedDataset:
+def _prepare_in_place(
+    folder: Path, n_folds: int | None, seed: int, workers: int, log: Log, check_plausibility: bool
+) -> PreparedDataset:
+    remove_stale_staging(folder, None, log)
     dataset = find_nnunet_dataset(folder)
     for note in dataset.notes:
         log(f"note: {note}")
@@ -202,12 +173,12 @@ def _prepare_in_place(folder: Path, n_folds: int | None, seed: int, workers: int
             )
         split_patients = patients_split_across_folds(splits, patients)
         if split_patients:
-            log(f"warning: {SPLITS_FILE} validates {_count(len(split_patients), 'patient')} in more than one fold")
+            log(f"warning: {SPLITS_FILE} validates {count_of(len(split_patients), 'patient')} in more than one fold")
         splits_from = f"existing {SPLITS_FILE}"
     else:
         splits = _folds(patients, n_folds, seed, folder)
         splits_from = f"by patient, seed {seed}"
-    checks = check_all(dataset.training + dataset.testing, allow_resampling=False, workers=workers, log=log)
+    checks = check_all(dataset.training + dataset.testing, False, workers, log, check_plausibility)
     if not dataset.patients_recorded:
         write_json(patients, folder / PATIENTS_FILE)
     if not splits_path.exists():
@@ -235,7 +206,8 @@ def prepare_dataset(
     workers: int = 1,
     overwrite: bool = False,
     name: str | None = None,
-    log: Log = print,
+    log: Log = say,
+    check_plausibility: bool = True,
 ) -> PreparedDataset:
     """Turn ``src`` into an nnU-Net raw dataset with patient-grouped folds and per-fold datalists.
 
@@ -254,6 +226,8 @@ def prepare_dataset(
         overwrite: replace a non-empty ``dst`` (only once the new dataset is complete).
         name: ``dataset.json`` name of a converted dataset (default: the ``dst`` folder name).
         log: where progress, notes and the list of bad studies go.
+        check_plausibility: also reject studies whose CT does not look like HU, PET not like SUV, or voxel sizes
+            no scanner writes (:mod:`scripts.data.plausibility`); False for unusual data.
 
     Returns:
         What was prepared; ``.summary()`` gives the console lines.
@@ -269,10 +243,10 @@ def prepare_dataset(
     if is_nnunet_dataset(src):
         if dst is not None and Path(dst).resolve() != src.resolve():
             raise InputDataError(dst, "an nnU-Net raw dataset is prepared in place: leave --dst out or give --src")
-        return _prepare_in_place(src, n_folds, seed, workers, log)
+        return _prepare_in_place(src, n_folds, seed, workers, log, check_plausibility)
     if dst is None:
         raise InputDataError(src, "an autoPET release folder is converted into a new folder: give --dst")
-    return _convert_release(src, Path(dst), n_folds, seed, workers, overwrite, name, log)
+    return _convert_release(src, Path(dst), n_folds, seed, workers, overwrite, name, log, check_plausibility)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -289,6 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=1, help="processes reading and writing studies (default 1)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --dst once the new one is done")
     parser.add_argument("--name", help="dataset.json name (default: the --dst folder name)")
+    parser.add_argument(
+        "--no-plausibility-check",
+        dest="check_plausibility",
+        action="store_false",
+        help="accept studies whose CT does not look like HU, PET not like SUV or voxel sizes no scanner writes "
+        "(for unusual data; see docs/data.md)",
+    )
     return parser
 
 
@@ -307,11 +288,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers=args.workers,
             overwrite=args.overwrite,
             name=args.name,
+            check_plausibility=args.check_plausibility,
         )
     except InputDataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(prepared.summary())
+    say(prepared.summary())
     return 0
 
 

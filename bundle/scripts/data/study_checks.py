@@ -12,7 +12,8 @@ from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
-from scripts.data.grids import grid_difference, same_grid
+from scripts.data.grids import grid_difference, same_grid, voxel_spacing
+from scripts.data.plausibility import IntensitySummary, check_pet_ct, check_spacing
 from scripts.data.studies import Study
 from scripts.data.volume_checks import check_affine, check_image, check_label, check_overlap
 from scripts.data.volumes import read_volume
@@ -29,12 +30,14 @@ class StudyCheck:
     lesion_voxels: int
 
 
-def check_study(study: Study, allow_resampling: bool = True) -> StudyCheck:
+def check_study(study: Study, allow_resampling: bool = True, check_plausibility: bool = True) -> StudyCheck:
     """Read a study's volumes and check they can be used together.
 
     CT and PET must be 3D, non-empty and finite with usable affines; the mask 3D with values 0/1 on the CT grid
     (:func:`scripts.data.grids.same_grid`, the one rule). PET off the CT grid must overlap it enough to be
-    resampled onto it, or is an error when ``allow_resampling`` is False (a dataset used in place).
+    resampled onto it, or is an error when ``allow_resampling`` is False (a dataset used in place). With
+    ``check_plausibility`` the CT must also look like HU, the PET like SUV and both voxel sizes like a scanner's
+    (:mod:`scripts.data.plausibility`).
 
     Returns:
         What was found, for conversion and the summary.
@@ -45,10 +48,12 @@ def check_study(study: Study, allow_resampling: bool = True) -> StudyCheck:
     ct = read_volume(study.ct)
     ct_shape, ct_affine = check_image(ct.array, study.ct), ct.affine
     check_affine(ct_affine, study.ct)
+    ct_summary = IntensitySummary.of(ct.array) if check_plausibility else None
     del ct
     pet = read_volume(study.pet)
     pet_shape, pet_affine = check_image(pet.array, study.pet), pet.affine
     check_affine(pet_affine, study.pet)
+    pet_summary = IntensitySummary.of(pet.array) if check_plausibility else None
     del pet
     pet_on_ct_grid = same_grid(ct_affine, ct_shape, pet_affine, pet_shape)
     if not pet_on_ct_grid:
@@ -71,6 +76,10 @@ def check_study(study: Study, allow_resampling: bool = True) -> StudyCheck:
                 f"the mask is not on the CT grid of {study.ct.name} ({difference}); it must share its voxels",
             )
         lesion_voxels = int(np.count_nonzero(label.array))
+    if ct_summary is not None and pet_summary is not None:
+        check_spacing(voxel_spacing(ct_affine), study.ct)
+        check_spacing(voxel_spacing(pet_affine), study.pet)
+        check_pet_ct(ct_summary, study.ct, pet_summary, study.pet)
     return StudyCheck(study.case, ct_shape, pet_on_ct_grid, lesion_voxels)
 
 
@@ -108,21 +117,31 @@ def _log_progress(log: Log, verb: str, done: int, total: int, every: int) -> Non
         log(f"{verb} {done}/{total} studies")
 
 
-def _check_or_problem(study: Study, allow_resampling: bool) -> StudyCheck | _Problem:
+def _check_or_problem(study: Study, allow_resampling: bool, check_plausibility: bool) -> StudyCheck | _Problem:
     try:
-        return check_study(study, allow_resampling=allow_resampling)
+        return check_study(study, allow_resampling, check_plausibility)
     except InputDataError as error:
         return _Problem(error.path, error.problem)
 
 
-def check_all(studies: Sequence[Study], allow_resampling: bool, workers: int = 1, log: Log = print) -> list[StudyCheck]:
-    """Check every study (in ``workers`` processes); raise for the first bad one after listing all of them.
+def check_all(
+    studies: Sequence[Study],
+    allow_resampling: bool,
+    workers: int = 1,
+    log: Log = print,
+    check_plausibility: bool = True,
+) -> list[StudyCheck]:
+    """Check every study (:func:`check_study`, in ``workers`` processes); raise for the first bad one after listing all.
 
     Raises:
         InputDataError: for the first study with a problem; its message counts the others, which are logged.
     """
     results = parallel_map(
-        partial(_check_or_problem, allow_resampling=allow_resampling), studies, workers, log, "checked"
+        partial(_check_or_problem, allow_resampling=allow_resampling, check_plausibility=check_plausibility),
+        studies,
+        workers,
+        log,
+        "checked",
     )
     problems = [result for result in results if isinstance(result, _Problem)]
     if not problems:

@@ -50,7 +50,8 @@ def _existing(path: PathLike, what: str) -> Path:
 
 
 def _unreadable(file: Path, error: Exception) -> InputDataError:
-    return InputDataError(file, f"cannot be read as a NIfTI image ({type(error).__name__}: {error})")
+    detail = str(error).strip().splitlines()[0][:200] if str(error).strip() else "no detail"
+    return InputDataError(file, f"cannot be read as a NIfTI image ({type(error).__name__}: {detail})")
 
 
 def read_volume(path: PathLike, what: str = "", dtype: np.dtype | type | None = None) -> Volume:
@@ -73,6 +74,29 @@ def read_volume(path: PathLike, what: str = "", dtype: np.dtype | type | None = 
     return Volume(file, array, np.asarray(image.affine, dtype=np.float64), image.header)
 
 
+@dataclass(frozen=True)
+class VolumeHeader:
+    """What a NIfTI header says about its volume, read without the voxels (cheap checks before computing)."""
+
+    path: Path
+    shape: tuple[int, ...]
+    affine: np.ndarray
+
+
+def read_header(path: PathLike, what: str = "") -> VolumeHeader:
+    """Read only the header of a NIfTI file: its voxel array shape and affine (float64).
+
+    Raises:
+        InputDataError: the file is missing, or nibabel cannot read its header (not NIfTI, damaged).
+    """
+    file = _existing(path, what)
+    try:
+        image = nib.load(str(file))
+        return VolumeHeader(file, tuple(int(size) for size in image.shape), np.asarray(image.affine, dtype=np.float64))
+    except Exception as error:  # nibabel raises many types (ImageFileError, EOFError, zlib.error, ...)
+        raise _unreadable(file, error) from error
+
+
 def read_meta_volume(path: PathLike) -> MetaTensor:
     """Read a NIfTI file with MONAI's nibabel reader as float32, meta included, without adding a channel.
 
@@ -81,6 +105,7 @@ def read_meta_volume(path: PathLike) -> MetaTensor:
     """
     file = _existing(path, "")
     try:
+        nib.load(str(file))  # the header first: nibabel says in one line what is wrong with a foreign file
         return LoadImage(reader="NibabelReader", image_only=True, dtype=np.float32)(str(file))
     except Exception as error:  # nibabel raises several types for damaged or non-NIfTI files
         raise _unreadable(file, error) from error

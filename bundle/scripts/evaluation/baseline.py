@@ -20,7 +20,7 @@ from scripts.atomic_io import save_nifti
 from scripts.data.file_layout import NNUNET_PET_SUFFIX
 from scripts.data.volume_checks import check_image
 from scripts.data.volumes import read_volume
-from scripts.errors import InputDataError
+from scripts.errors import InputDataError, say
 from scripts.evaluation.autopet_metrics import CONNECTIVITY_18
 
 PET_SUFFIX = NNUNET_PET_SUFFIX + ".nii.gz"
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
         written = segment_folder(args.images, args.out, args.suv, args.min_ml)
     except InputDataError as error:
         raise SystemExit(f"error: {error}") from None
-    print(f"wrote {len(written)} masks to {args.out}")
+    say(f"wrote {len(written)} masks to {args.out}")
 
 
 if __name__ == "__main__":

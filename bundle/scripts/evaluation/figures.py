@@ -35,7 +35,7 @@ from matplotlib.lines import Line2D
 
 from scripts.atomic_io import atomic_path
 from scripts.data.inference_inputs import ct_and_pet_paths, find_inference_items, study_name
-from scripts.errors import InputDataError
+from scripts.errors import InputDataError, say
 from scripts.evaluation.autopet_metrics import case_metrics
 from scripts.evaluation.figure_volumes import Focus, StudyVolumes, choose_focus, load_study
 
@@ -287,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputDataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"{len(written)} figure(s) written to {args.out}")
+    say(f"{len(written)} figure(s) written to {args.out}")
     return 0
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts.atomic_io import write_csv, write_json
-from scripts.errors import InputDataError
+from scripts.errors import InputDataError, say
 from scripts.evaluation.autopet_metrics import (
     case_prefix,
     summarize,
@@ -150,10 +150,10 @@ def report_scores(
     summary_path = write_json(json_ready(summary), sibling(out, "summary", ".json"))
     if show_cases:
         header = ["case", *columns, "gt_ml"]
-        print(format_table(header, [[r["case"], *(r[c] for c in columns), r["gt_ml"]] for r in rows]))
-        print()
+        say(format_table(header, [[r["case"], *(r[c] for c in columns), r["gt_ml"]] for r in rows]))
+        say("")
     if show_summary:
-        print(summary_table(summary, columns))
+        say(summary_table(summary, columns))
     return summary, summary_path
 
 
@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         {"gt": str(args.gt), "pred": str(args.pred), "interactive": bool(args.interactive)},
         show_cases=not args.quiet,
     )
-    print(f"\nper-case: {args.out}\nsummary:  {summary_path}")
+    say(f"\nper-case: {args.out}\nsummary:  {summary_path}")
     return summary
 
 

@@ -19,7 +19,7 @@ import argparse
 import math
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,11 +30,12 @@ from monai.data import MetaTensor
 from scipy import ndimage
 
 from scripts.atomic_io import write_csv, write_json
-from scripts.data.grids import resample_onto_grid, same_grid
+from scripts.data.grids import grid_difference, inside_field_of_view, resample_onto_grid, same_grid, voxel_spacing
 from scripts.data.inference_inputs import ct_and_pet_paths, study_name
-from scripts.data.volume_checks import check_image, check_label
-from scripts.data.volumes import read_volume
-from scripts.errors import InputDataError
+from scripts.data.plausibility import check_pet_plausibility, check_spacing
+from scripts.data.volume_checks import check_affine, check_image, check_label
+from scripts.data.volumes import Volume, read_volume
+from scripts.errors import InputDataError, say
 from scripts.evaluation.autopet_metrics import CONNECTIVITY_18
 
 PEAK_SPHERE_ML = 1.0
@@ -118,24 +119,72 @@ def quantify(mask: np.ndarray, suv: np.ndarray, spacing_mm: Sequence[float]) -> 
     )
 
 
+def pet_on_mask_grid(mask: Volume, pet: Volume) -> tuple[np.ndarray, str | None]:
+    """The SUV voxels on the mask's grid, and how they got there (None when the two already share a grid).
+
+    A PET on another grid is resampled trilinearly onto the mask's grid, provided every lesion voxel of the mask
+    lies inside the PET's field of view. A mask with the PET's shape and voxel axes but another origin is refused:
+    that is a header that moved, not a second grid, and measuring it would read the uptake of other voxels.
+
+    Raises:
+        InputDataError: naming the mask or the PET and how the two disagree.
+    """
+    suv = pet.array.reshape(pet.spatial_shape)
+    if same_grid(mask.affine, mask.spatial_shape, pet.affine, pet.spatial_shape):
+        return suv, None
+    difference = grid_difference(mask.affine, mask.spatial_shape, pet.affine, pet.spatial_shape)
+    if mask.spatial_shape == pet.spatial_shape and np.allclose(mask.affine[:3, :3], pet.affine[:3, :3], atol=1e-3):
+        raise InputDataError(
+            mask.path,
+            f"the mask has the PET's shape and voxel size but lies elsewhere ({difference}, origin "
+            f"{_origin(mask.affine)} vs {_origin(pet.affine)} mm in {pet.path}): a shifted header, so its lesions "
+            "would be measured on other voxels",
+        )
+    inside = inside_field_of_view(pet.affine, pet.spatial_shape, mask.affine, mask.spatial_shape).numpy()
+    outside = int(np.count_nonzero((mask.array.reshape(mask.spatial_shape) > 0) & ~inside))
+    if outside:
+        raise InputDataError(
+            mask.path, f"{outside} lesion voxel(s) lie outside the field of view of the PET {pet.path} ({difference})"
+        )
+    source = MetaTensor(torch.from_numpy(np.ascontiguousarray(suv)[None]), affine=pet.affine)
+    resampled = resample_onto_grid(source, mask.affine, mask.spatial_shape)[0].numpy()
+    return resampled, f"PET resampled trilinearly onto the mask's grid ({difference})"
+
+
+def _origin(affine: np.ndarray) -> str:
+    return "(" + ", ".join(f"{value:.1f}" for value in np.asarray(affine)[:3, 3]) + ")"
+
+
 def quantify_files(
-    pred_path: str | os.PathLike, pet_path: str | os.PathLike, out_json: str | os.PathLike
+    pred_path: str | os.PathLike,
+    pet_path: str | os.PathLike,
+    out_json: str | os.PathLike,
+    check_plausibility: bool = True,
+    log: Callable[[str], None] = say,
 ) -> StudyQuantification:
     """Quantify a mask file against its SUV file; write ``out_json`` and a per-lesion CSV beside it.
 
-    A PET on another grid than the mask is resampled onto the mask's grid (trilinear).
+    Both files are checked first: readable NIfTI, a 0/1 mask, a finite PET that (with ``check_plausibility``)
+    looks like SUV (:mod:`scripts.data.plausibility`), and one region (:func:`pet_on_mask_grid`). A PET resampled
+    onto the mask's grid is said so in ``log`` and in the JSON's ``pet_resampling``.
+
+    Raises:
+        InputDataError: naming the file at fault; nothing is written then.
     """
-    mask_image = read_volume(pred_path)
-    pet_image = read_volume(pet_path, dtype=np.float32)
-    mask = mask_image.array
-    check_label(mask, pred_path)
+    mask_image = read_volume(pred_path, "prediction")
+    pet_image = read_volume(pet_path, "PET", dtype=np.float32)
+    check_label(mask_image.array, pred_path)
+    check_affine(mask_image.affine, pred_path)
     check_image(pet_image.array, pet_path)
-    suv = pet_image.array.reshape(pet_image.spatial_shape)
-    if not same_grid(mask_image.affine, mask_image.spatial_shape, pet_image.affine, pet_image.spatial_shape):
-        source = MetaTensor(torch.from_numpy(suv[None]), affine=pet_image.affine)
-        suv = resample_onto_grid(source, mask_image.affine, mask_image.spatial_shape)[0].numpy()
-    result = quantify(mask.reshape(mask_image.spatial_shape), suv, mask_image.zooms_mm)
-    summary = {"prediction": str(pred_path), "pet": str(pet_path), **asdict(result)}
+    check_affine(pet_image.affine, pet_path)
+    if check_plausibility:
+        check_spacing(voxel_spacing(mask_image.affine), pred_path)
+        check_pet_plausibility(pet_image.array, pet_image.affine, pet_path)
+    suv, resampling = pet_on_mask_grid(mask_image, pet_image)
+    if resampling is not None:
+        log(f"{pet_path}: {resampling}")
+    result = quantify(mask_image.array.reshape(mask_image.spatial_shape), suv, mask_image.zooms_mm)
+    summary = {"prediction": str(pred_path), "pet": str(pet_path), "pet_resampling": resampling, **asdict(result)}
     write_json(summary, out_json)
     rows = [asdict(lesion) for lesion in result.lesions]
     fields = list(Lesion.__dataclass_fields__)
@@ -144,14 +193,18 @@ def quantify_files(
 
 
 def quantify_predictions(
-    items: Sequence[Mapping[str, Any]], pred_dir: str | os.PathLike, out_dir: str | os.PathLike
+    items: Sequence[Mapping[str, Any]],
+    pred_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    check_plausibility: bool = True,
 ) -> list[StudyQuantification]:
     """Quantify ``pred_dir/<study>.nii.gz`` of every data item into ``out_dir/<study>_lesions.{json,csv}``."""
     results = []
     for item in items:
         ct, pet = ct_and_pet_paths(item)
         name = study_name(ct)
-        results.append(quantify_files(Path(pred_dir) / f"{name}.nii.gz", pet, Path(out_dir) / f"{name}_lesions.json"))
+        out_json = Path(out_dir) / f"{name}_lesions.json"
+        results.append(quantify_files(Path(pred_dir) / f"{name}.nii.gz", pet, out_json, check_plausibility))
     return results
 
 
@@ -161,13 +214,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pred", required=True, type=Path, help="binary lesion mask (NIfTI)")
     parser.add_argument("--pet", required=True, type=Path, help="PET in SUV (NIfTI)")
     parser.add_argument("--out", required=True, type=Path, help="JSON to write (a per-lesion CSV goes beside it)")
+    parser.add_argument(
+        "--no-plausibility-check",
+        dest="check_plausibility",
+        action="store_false",
+        help="accept a PET that does not look like SUV or voxel sizes no scanner writes (unusual data)",
+    )
     args = parser.parse_args(argv)
     try:
-        result = quantify_files(args.pred, args.pet, args.out)
+        result = quantify_files(args.pred, args.pet, args.out, args.check_plausibility)
     except InputDataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"{result.lesion_count} lesions, MTV {result.mtv_ml:.2f} ml, total TLG {result.total_tlg:.2f}")
+    say(f"{result.lesion_count} lesions, MTV {result.mtv_ml:.2f} ml, total TLG {result.total_tlg:.2f}")
     return 0
 
 

@@ -21,6 +21,7 @@ import torch
 from monai.bundle import ConfigParser
 
 from scripts.atomic_io import atomic_path
+from scripts.errors import say
 from scripts.inference.checkpoints import read_state_dict
 
 
@@ -66,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     network.load_state_dict(read_state_dict(args.checkpoint))
     roi_size = config.get_parsed_content("roi_size")
     path = export_network(network, roi_size, args.out, in_channels=network.in_channels)
-    print(f"exported for inputs (1, {network.in_channels}, {', '.join(map(str, roi_size))}) to {path}")
+    say(f"exported for inputs (1, {network.in_channels}, {', '.join(map(str, roi_size))}) to {path}")
     return 0
 
 

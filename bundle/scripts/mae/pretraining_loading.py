@@ -16,6 +16,7 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
 from scripts.data.pet_ct_files import squeeze_trailing
+from scripts.data.plausibility import check_ct_plausibility
 from scripts.data.volume_checks import check_affine, check_image
 from scripts.data.volumes import read_meta_volume
 from scripts.errors import InputDataError
@@ -23,15 +24,18 @@ from scripts.mae.keys import PET_KEY, VALID_KEY
 from scripts.transforms import CHANNEL_NAMES, CT_CHANNEL, PET_CHANNEL, PET_FILENAME_KEY, LoadPetCt
 
 
-def load_ct_only(ct_path: str) -> MetaTensor:
+def load_ct_only(ct_path: str, check_plausibility: bool = True) -> MetaTensor:
     """A CT file as a [2, X, Y, Z] float32 image whose PET channel is all zeros, meta as :class:`LoadPetCt`'s.
 
     Raises:
-        InputDataError: the CT is missing, unreadable, not 3D, empty or non-finite, or has an unusable affine.
+        InputDataError: the CT is missing, unreadable, not 3D, empty or non-finite, has an unusable affine, or
+            (with ``check_plausibility``) does not look like a CT in HU (:mod:`scripts.data.plausibility`).
     """
     ct = squeeze_trailing(read_meta_volume(ct_path))
     shape = check_image(ct.numpy(), ct_path)
     check_affine(ct.affine.numpy(), ct_path)
+    if check_plausibility:
+        check_ct_plausibility(ct.numpy(), ct.affine.numpy(), ct_path)
     data = torch.zeros((len(CHANNEL_NAMES), *shape), dtype=torch.float32)
     data[CT_CHANNEL] = ct.as_tensor().reshape(shape)
     meta = {key: value for key, value in ct.meta.items() if key != "affine"}
@@ -60,6 +64,7 @@ class LoadPretrainingStudyd(MapTransform):
         valid_key: key written with the float flags ``[CT valid, PET valid]``.
         min_overlap: see :class:`~scripts.transforms.LoadPetCt`.
         grid_tolerance: see :class:`~scripts.transforms.LoadPetCt`.
+        check_plausibility: see :class:`~scripts.transforms.LoadPetCt`; CT-only studies get the CT rules.
         allow_missing_keys: do not raise when the image key is absent.
     """
 
@@ -70,13 +75,15 @@ class LoadPretrainingStudyd(MapTransform):
         valid_key: str = VALID_KEY,
         min_overlap: float = 0.5,
         grid_tolerance: float = 0.01,
+        check_plausibility: bool = True,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         if len(self.keys) != 1:
             raise ValueError(f"LoadPretrainingStudyd loads one image key, got {list(self.keys)}")
         self.pet_key, self.valid_key = pet_key, valid_key
-        self.loader = LoadPetCt(min_overlap=min_overlap, grid_tolerance=grid_tolerance)
+        self.check_plausibility = check_plausibility
+        self.loader = LoadPetCt(min_overlap, grid_tolerance, check_plausibility)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         """Replace the study entry by the loaded image, add the flags, drop the ``pet`` entry."""
@@ -88,7 +95,7 @@ class LoadPretrainingStudyd(MapTransform):
             if has_pet_entry and pet is None:
                 if not isinstance(entry, (str, bytes)) and not hasattr(entry, "__fspath__"):
                     raise InputDataError(str(entry), f"a CT-only study ({self.pet_key!r}: null) needs one CT file")
-                d[key] = load_ct_only(entry)
+                d[key] = load_ct_only(entry, self.check_plausibility)
                 valid = torch.ones(len(CHANNEL_NAMES))
                 valid[PET_CHANNEL] = 0.0
             else:

@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from scripts.errors import InputDataError
+from scripts.errors import InputDataError, say
 from scripts.synthetic.cohort import DEFAULT_SHAPE, MANIFEST_FILE, generate_cohort
 from scripts.synthetic.uptake import TRACERS
 
@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     for folder in folders:
-        print(folder)
+        say(str(folder))
     elapsed = time.perf_counter() - start
     print(f"{len(folders)} studies in {elapsed:.1f} s; manifest: {args.out}/{MANIFEST_FILE}", file=sys.stderr)
     return 0

@@ -25,6 +25,7 @@ from scripts.data.pet_ct_files import (
     find_pet_partner,
     squeeze_trailing,
 )
+from scripts.data.plausibility import check_study_plausibility
 from scripts.data.volume_checks import check_affine, check_image, check_label, check_overlap
 from scripts.data.volumes import read_meta_volume
 from scripts.errors import InputDataError, for_web_client
@@ -73,19 +74,24 @@ class LoadPetCt(Transform):
             is rejected as not one study.
         grid_tolerance: largest corner-voxel displacement, as a fraction of the smallest CT voxel size, for
             which two grids still count as the same (no resampling).
+        check_plausibility: also require the CT to look like HU, the PET like SUV and the voxel sizes like a
+            scanner's (:mod:`scripts.data.plausibility`); turn off only for unusual data.
 
     Raises:
-        InputDataError: a file is missing, unreadable, not 3D, empty, non-finite, or the PET does not overlap
-            the CT; the message names the file.
+        InputDataError: a file is missing, unreadable, not 3D, empty, non-finite, implausible, or the PET does not
+            overlap the CT; the message names the file.
     """
 
-    def __init__(self, min_overlap: float = 0.5, grid_tolerance: float = GRID_TOLERANCE_VOXELS) -> None:
+    def __init__(
+        self, min_overlap: float = 0.5, grid_tolerance: float = GRID_TOLERANCE_VOXELS, check_plausibility: bool = True
+    ) -> None:
         if not 0.0 < min_overlap <= 1.0:
             raise ValueError(f"min_overlap must be in (0, 1], got {min_overlap}")
         if grid_tolerance < 0.0:
             raise ValueError(f"grid_tolerance must be >= 0, got {grid_tolerance}")
         self.min_overlap = min_overlap
         self.grid_tolerance = grid_tolerance
+        self.check_plausibility = check_plausibility
 
     def __call__(self, entry: StudyEntry) -> MetaTensor:
         """Load the study named by ``entry`` (see the class docstring for the accepted forms)."""
@@ -117,6 +123,9 @@ class LoadPetCt(Transform):
                 check_image(channels[index].numpy(), path)
             except InputDataError as error:
                 raise InputDataError(path, f"{name} volume (channel {index}): {error.problem}") from error
+        if self.check_plausibility:
+            affine = volume.affine.numpy()
+            check_study_plausibility(channels[0].numpy(), affine, path, channels[1].numpy(), affine, path)
         image = _channel_first(channels.as_tensor().contiguous(), volume.meta, volume.affine)
         image.meta[PET_FILENAME_KEY] = str(path)
         return image
@@ -127,10 +136,14 @@ class LoadPetCt(Transform):
         pet, pet_shape = _checked_image(read_meta_volume(pet_path), pet_path)
         ct_affine = ct.affine.numpy()
         pet_affine = pet.affine.numpy()
-        if same_grid(ct_affine, ct_shape, pet_affine, pet_shape, self.grid_tolerance):
+        on_ct_grid = same_grid(ct_affine, ct_shape, pet_affine, pet_shape, self.grid_tolerance)
+        if not on_ct_grid:
+            check_overlap(ct_affine, ct_shape, pet_affine, pet_shape, pet_path, min_fraction=self.min_overlap)
+        if self.check_plausibility:
+            check_study_plausibility(ct.numpy(), ct_affine, ct_path, pet.numpy(), pet_affine, pet_path)
+        if on_ct_grid:
             pet_on_ct = pet.as_tensor().reshape(ct_shape)
         else:
-            check_overlap(ct_affine, ct_shape, pet_affine, pet_shape, pet_path, min_fraction=self.min_overlap)
             pet_on_ct = resample_onto_grid(pet.reshape((1, *pet_shape)), ct_affine, ct_shape)[0]
         data = torch.stack([ct.as_tensor().reshape(ct_shape), pet_on_ct]).to(torch.float32)
         image = _channel_first(data, ct.meta, ct.affine)
@@ -176,6 +189,7 @@ class LoadPetCtd(MapTransform):
         label_key: key of the lesion mask file, or ``None`` to never load a label. Checked against the first key.
         min_overlap: see :class:`LoadPetCt`.
         grid_tolerance: see :class:`LoadPetCt`; also used for the label-grid check.
+        check_plausibility: see :class:`LoadPetCt`.
         allow_missing_keys: do not raise when an image key is absent.
     """
 
@@ -185,12 +199,13 @@ class LoadPetCtd(MapTransform):
         label_key: str | None = "label",
         min_overlap: float = 0.5,
         grid_tolerance: float = GRID_TOLERANCE_VOXELS,
+        check_plausibility: bool = True,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.label_key = label_key
         self.grid_tolerance = grid_tolerance
-        self.loader = LoadPetCt(min_overlap=min_overlap, grid_tolerance=grid_tolerance)
+        self.loader = LoadPetCt(min_overlap, grid_tolerance, check_plausibility)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         """Replace the study entries (and the label path) in ``data`` by loaded, checked volumes."""

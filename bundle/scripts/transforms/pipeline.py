@@ -38,6 +38,7 @@ def petct_preprocessing(
     ct_mean_std: Sequence[float] = CT_MEAN_STD,
     pet_window_suv: Sequence[float] = PET_WINDOW_SUV,
     pet_mean_std: Sequence[float] = PET_MEAN_STD,
+    check_plausibility: bool = True,
 ) -> list[MapTransform]:
     """Return load -> RAS -> resample -> body crop -> CT and PET clip + z-score -> tensors, as a list of transforms.
 
@@ -54,11 +55,15 @@ def petct_preprocessing(
         ct_mean_std: CT mean and standard deviation (HU).
         pet_window_suv: PET clip window (SUV).
         pet_mean_std: PET mean and standard deviation (SUV).
+        check_plausibility: the default loader rejects a CT that does not look like HU, a PET not like SUV and
+            voxel sizes no scanner writes (:mod:`scripts.data.plausibility`); False for unusual data.
     """
     keys = [image_key] if label_key is None else [image_key, label_key]
     modes = ["bilinear", "nearest"][: len(keys)]
+    if loader is None:
+        loader = LoadPetCtd(keys=image_key, label_key=label_key, check_plausibility=check_plausibility)
     return [
-        loader if loader is not None else LoadPetCtd(keys=image_key, label_key=label_key),
+        loader,
         Orientationd(keys=keys, axcodes="RAS", allow_missing_keys=True),
         MetaSafeSpacingd(keys=keys, pixdim=pixdim, mode=modes, allow_missing_keys=True),
         CropBodyd(keys=keys, source_key=image_key, threshold_hu=body_threshold_hu, allow_missing_keys=True),
