@@ -317,7 +317,9 @@ def test_interactive_option_selects_the_light_profile(infer_task, study, tmp_pat
         assert (list(inferer.flip_axes), inferer.overlap) == (flips, overlap)
 
 
-def test_missing_pet_partner_names_both_files_and_reaches_a_web_client(infer_task, studies, tmp_path, monkeypatch):
+def test_missing_pet_partner_names_both_files_and_reaches_a_web_client(
+    infer_task, studies, tmp_path, monkeypatch, caplog
+):
     import starlette.exceptions  # loaded in every MONAI Label server (FastAPI is built on it)
 
     monkeypatch.chdir(tmp_path)
@@ -331,6 +333,7 @@ def test_missing_pet_partner_names_both_files_and_reaches_a_web_client(infer_tas
     assert str(raised.value).startswith(f"{ct}: its PET partner {Path(ct).parent / STUDIES_PET_FOLDER}")
     assert isinstance(raised.value, starlette.exceptions.HTTPException), "FastAPI answers it with its status"
     assert raised.value.status_code == 422 and raised.value.detail == str(raised.value)
+    assert f"unusable study: {raised.value}" in caplog.messages, "the server log gets the line too"
 
 
 @pytest.mark.slow

@@ -220,12 +220,14 @@ def for_web_client(error: InputDataError) -> InputDataError:
 
     Such a server answers any other exception with a bare "500 Internal Server Error" and logs the traceback.
     When ``starlette.exceptions`` is loaded in this process, the returned error is also Starlette's
-    ``HTTPException``, which the server answers with status 422 and ``{"detail": "<file>: <problem>"}``. Without a
-    web server it is ``error`` itself, so the bundle never imports one.
+    ``HTTPException``, which the server answers with status 422 and ``{"detail": "<file>: <problem>"}``, and the
+    message is logged as an error (the server does not log handled HTTP errors itself). Without a web server it is
+    ``error`` itself, so the bundle never imports one.
     """
     starlette = sys.modules.get("starlette.exceptions")
     if starlette is None:
         return error
+    logging.getLogger(__name__).error("unusable study: %s", error)
     web_error = _web_error_class(starlette.HTTPException)(error.path, error.problem)
     web_error.status_code, web_error.detail, web_error.headers = CLIENT_ERROR_STATUS, str(error), None
     return web_error
