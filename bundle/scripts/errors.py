@@ -58,7 +58,8 @@ class InputDataError(ValueError):
 class BatchInputError(InputDataError):
     """Several studies that cannot be used (a batch reports all of them at the end): one line each."""
 
-    def __init__(self, errors: Sequence[InputDataError]) -> None:
+    # Its own arguments differ from the base class's; __reduce__ below pickles it from them.
+    def __init__(self, errors: Sequence[InputDataError]) -> None:  # noqa: B042
         if not errors:
             raise ValueError("BatchInputError needs at least one error")
         self.errors = list(errors)

@@ -17,8 +17,8 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import SpatialResample
 
+# The one same-grid tolerance: corner voxel centres at most 1/100 of the smallest reference voxel size apart.
 GRID_TOLERANCE_VOXELS = 0.01
-"""The one same-grid tolerance: corner voxel centres at most 1/100 of the smallest reference voxel size apart."""
 
 
 def _corner_centres(shape: Sequence[int]) -> np.ndarray:

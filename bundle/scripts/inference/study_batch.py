@@ -34,8 +34,8 @@ from scripts.errors import BatchInputError, InputDataError, input_error_in
 
 logger = logging.getLogger(__name__)
 
+# Keys of the marker item that stands in for a study that could not be loaded.
 BROKEN_CASE, BROKEN_PATH, BROKEN_PROBLEM = "broken_case", "broken_path", "broken_problem"
-"""Keys of the marker item that stands in for a study that could not be loaded."""
 
 
 def _item_image(item: Mapping[str, Any]) -> str:
@@ -100,7 +100,7 @@ class StudyBatch:
                 self._set_aside(str(case), InputDataError(path, problem))
             return {}
         output = engine._iteration(engine, batch)  # the evaluator's own iteration (SupervisedEvaluator)
-        cases = set(str(case) for case in batch.get("case", []))
+        cases = {str(case) for case in batch.get("case", [])}
         self.processed.extend(item for item in self.items if item["case"] in cases)
         return output
 
