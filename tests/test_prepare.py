@@ -297,6 +297,16 @@ NNUNET_CASES = [
 ]
 
 
+def test_default_split_has_one_fold_per_patient_below_five_patients(tmp_path: Path) -> None:
+    dataset = tmp_path / "Dataset903_few"
+    cases = ["fdg_p1_2002-02-02", "fdg_p1_2003-03-03", "fdg_p2_2004", "TCIA_004"]  # 3 patients
+    make_nnunet(dataset, cases)
+    prepare_dataset(dataset, log=quiet)
+    splits = read(dataset / "splits_final.json")
+    patients = read(dataset / "patients.json")
+    assert len(splits) == 3 and patients_split_across_folds(splits, patients) == []
+
+
 def test_nnunet_dataset_prepared_in_place(tmp_path: Path) -> None:
     from monai.data import load_decathlon_datalist
 

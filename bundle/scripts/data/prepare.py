@@ -111,8 +111,10 @@ def _check_destination(src: Path, dst: Path, overwrite: bool) -> None:
 
 
 def _folds(patients: dict[str, str], n_folds: int | None, seed: int, where: Path) -> list[Fold]:
+    if n_folds is None:  # the default: 5 folds, or one per patient when there are 2-4 patients
+        n_folds = min(DEFAULT_FOLDS, max(2, len(set(patients.values()))))
     try:
-        return make_patient_folds(patients, DEFAULT_FOLDS if n_folds is None else n_folds, seed)
+        return make_patient_folds(patients, n_folds, seed)
     except ValueError as error:
         raise InputDataError(where, str(error)) from error
 
@@ -258,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--src", required=True, type=Path, help="autoPET release folder or nnU-Net raw dataset")
     parser.add_argument("--dst", type=Path, help="dataset folder to create (default for an nnU-Net dataset: --src)")
-    parser.add_argument("--folds", type=int, default=None, help=f"folds of a new split (default {DEFAULT_FOLDS})")
+    folds_help = f"folds of a new split (default {DEFAULT_FOLDS}, or one per patient below that)"
+    parser.add_argument("--folds", type=int, default=None, help=folds_help)
     parser.add_argument("--seed", type=int, default=0, help="seed of a new split (default 0)")
     parser.add_argument("--workers", type=int, default=1, help="processes reading and writing studies (default 1)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --dst once the new one is done")
