@@ -12,9 +12,28 @@ from scripts.data.volume_checks import check_label, check_overlap, world_bounds
 from scripts.errors import InputDataError
 from scripts.synthetic import Tissue, generate_cohort, generate_study, plan_cohort, write_study
 from scripts.synthetic.__main__ import main
-from scripts.synthetic.cohort import MANIFEST_FILE
+from scripts.synthetic.anatomy import build_anatomy, sample_patient_traits, sample_study_state
+from scripts.synthetic.cohort import MANIFEST_FILE, NEGATIVE_SHARE
 from scripts.synthetic.grid import coarser_grid, las_grid
+from scripts.synthetic.lesions import (
+    BURDEN,
+    MAX_DIAMETER_MM,
+    MAX_PEAK_SUV,
+    MIN_DIAMETER_MM,
+    LesionSpec,
+    PaintedLesion,
+    paint_lesions,
+    sample_lesions,
+)
 from scripts.synthetic.organ_map import load_organ_map
+from scripts.synthetic.statistics import lesion_statistics, summarize
+from scripts.synthetic.uptake import tracer_profile
+from scripts.synthetic.visibility import (
+    MIN_LABEL_ML,
+    MIN_LABEL_VOXELS,
+    MIN_VISIBLE_CONTRAST,
+    assess_visibility,
+)
 
 SMALL = (48, 48, 64)
 MEDIUM = (64, 64, 100)  # 8 x 8 x 10 mm voxels: enough to measure tissues away from their edges
@@ -182,13 +201,125 @@ def test_lesions_are_hotter_than_their_surroundings():
     assert np.mean(np.asarray(ratios) > 1.0) > 0.7
 
 
-def test_lesion_sizes_and_contrasts_cover_the_requested_ranges():
-    lesions = [lesion for seed in range(8) for lesion in generate_study(seed, shape=SMALL).lesions]
-    diameters = np.array([lesion.diameter_mm for lesion in lesions])
-    contrasts = np.array([lesion.contrast for lesion in lesions])
-    assert diameters.min() < 10 and diameters.max() > 25 and np.all((diameters > 2.5) & (diameters < 75))
-    assert contrasts.min() < 2.5 and contrasts.max() > 5 and np.all(contrasts >= 1.3)
-    assert len({lesion.site for lesion in lesions}) >= 4
+@pytest.fixture(scope="module")
+def anatomy():
+    traits = sample_patient_traits(np.random.default_rng(0), male_share=1.0)
+    state = sample_study_state(np.random.default_rng(1))
+    return build_anatomy(las_grid(MEDIUM), traits, state)
+
+
+@pytest.mark.parametrize("tracer", ["fdg", "psma"])
+def test_lesion_draws_follow_the_tracer_burden(anatomy, tracer):
+    profile, burden = tracer_profile(tracer), BURDEN[tracer]
+    rng = np.random.default_rng(4)
+    studies = [sample_lesions(profile, anatomy, rng) for _ in range(150)]
+    counts = np.array([len(lesions) for lesions in studies])
+    index = np.array([lesions[0].diameter_mm for lesions in studies])
+    others = np.array([lesion.diameter_mm for lesions in studies for lesion in lesions[1:]])
+    every = [lesion for lesions in studies for lesion in lesions]
+    peaks = np.array([lesion.peak_suv for lesion in every])
+    # Counts: 1 + floor(lognormal(log(median), sigma)) -> median about count_median + 1, a long tail.
+    assert counts.min() >= 1 and burden.count_median <= np.median(counts) <= burden.count_median + 2.5
+    assert np.percentile(counts, 90) >= 2.5 * np.median(counts)
+    # Equivalent diameters (before lumps): the index lesion larger than its satellites, both near their medians.
+    assert 0.75 < np.median(index) / burden.index_diameter_mm < 1.25
+    assert 0.75 < np.median(others) / burden.diameter_mm < 1.25
+    assert others.min() >= 0.6 * MIN_DIAMETER_MM and index.max() <= 1.6 * MAX_DIAMETER_MM  # radii jitter 15 %
+    assert 0.7 < np.median(peaks) / burden.peak_suv < 1.3 and peaks.max() <= MAX_PEAK_SUV
+    faint = np.mean([lesion.faint > 0 for lesion in every])
+    assert abs(faint - burden.faint_share) < 0.06
+    assert len({lesion.site for lesion in every}) >= 6
+
+
+def test_labels_mark_only_lesions_a_reader_could_see():
+    for seed, tracer in ((31, "fdg"), (32, "psma"), (33, "fdg")):
+        study = generate_study(seed, tracer=tracer, shape=(96, 96, 150), spacing=(5.0, 5.0, 6.0))
+        voxel_ml = 5.0 * 5.0 * 6.0 / 1000.0
+        stats = lesion_statistics(study.seg, study.suv, (5.0, 5.0, 6.0), study.lesions)
+        assert stats and len(study.lesions) == len(study.lesion_voxels)
+        # Every labelled lesion has at least MIN_LABEL_VOXELS voxels and stands out of its surroundings.
+        assert min(study.lesion_voxels) >= MIN_LABEL_VOXELS
+        assert min(study.lesion_voxels) * voxel_ml >= MIN_LABEL_ML
+        assert all(lesion.voxels >= MIN_LABEL_VOXELS for lesion in stats)
+        assert np.median([lesion.contrast for lesion in stats]) > MIN_VISIBLE_CONTRAST
+
+
+def test_visibility_rules_on_a_known_volume():
+    blurred = np.full((20, 20, 20), 1.0, dtype=np.float32)
+    hot = np.zeros((4, 4, 4), dtype=bool)
+    hot[1:3, 1:3, 1:3] = True  # 8 voxels
+    box_hot = (slice(2, 6), slice(2, 6), slice(2, 6))
+    box_faint = (slice(12, 16), slice(12, 16), slice(12, 16))
+    box_tiny = (slice(12, 16), slice(2, 6), slice(2, 6))
+    tiny = np.zeros((4, 4, 4), dtype=bool)
+    tiny[1, 1, 1:3] = True  # 2 voxels
+    blurred[box_hot][hot] = 6.0
+    blurred[box_faint][hot] = 1.2  # 1.2 x background: below MIN_VISIBLE_CONTRAST
+    blurred[box_tiny][tiny] = 6.0
+    painted = [PaintedLesion(box_hot, hot), PaintedLesion(box_faint, hot), PaintedLesion(box_tiny, tiny)]
+    painted.append(PaintedLesion(None, None))  # smaller than a voxel
+    seen = assess_visibility(painted, blurred, (4.0, 4.0, 4.0), pet_noise=0.2)
+    assert [v.visible for v in seen] == [True, False, False, False]
+    assert seen[0].peak_suv == pytest.approx(6.0) and seen[0].background_suv == pytest.approx(1.0)
+    assert seen[0].contrast == pytest.approx(6.0)
+    # A large volume that is hot enough in contrast but not above the noise is not seen either.
+    noisy = assess_visibility(painted[:1], blurred, (4.0, 4.0, 4.0), pet_noise=2.0)
+    assert not noisy[0].visible
+
+
+def test_a_lesion_smaller_than_a_voxel_adds_activity_but_covers_nothing(anatomy):
+    profile = tracer_profile("fdg")
+    voxel = np.argwhere(anatomy.tissue == Tissue.FAT)[len(np.argwhere(anatomy.tissue == Tissue.FAT)) // 2]
+    # A third of a voxel off the voxel centre: no voxel centre lies inside the 2 mm lesion.
+    centre = tuple(float(c) for c in (voxel + 0.3) * np.asarray(anatomy.grid.spacing))
+    lesion = LesionSpec(
+        site="soft_tissue",
+        centre_mm=centre,
+        radii_mm=(1.0, 1.0, 1.0),
+        rotation=tuple(np.eye(3).ravel()),
+        lumps=(0.0,) * 9,
+        peak_suv=20.0,
+        faint=0.0,
+        necrotic=False,
+        ct_look="soft",
+        ct_shift_hu=0.0,
+    )
+    suv = np.ones(anatomy.grid.shape, dtype=np.float32)
+    hu = np.zeros(anatomy.grid.shape, dtype=np.float32)
+    painted = paint_lesions([lesion], anatomy, profile, hu, suv)
+    assert painted[0].voxels == 0
+    # A 2 mm lesion fills 0.65 % of an 8 x 8 x 10 mm voxel: 1 + 0.0065 * (0.85 * 20 - 1).
+    assert suv[tuple(voxel)] == pytest.approx(1.0 + np.pi / 6 * 8 / 640 * 16, rel=1e-4)
+    assert np.count_nonzero(suv != 1.0) == 1
+
+
+def test_lesion_statistics_of_calibrated_cohorts_fall_in_their_ranges():
+    spacing = (5.0, 5.0, 6.0)
+    summaries = {}
+    for tracer in ("fdg", "psma"):
+        studies = [
+            lesion_statistics(s.seg, s.suv, spacing, s.lesions)
+            for s in (generate_study(seed, tracer=tracer, shape=(96, 96, 150), spacing=spacing) for seed in range(4))
+        ]
+        summaries[tracer] = summarize(studies)
+    for tracer, summary in summaries.items():
+        assert summary["negative_share"] == 0.0 and summary["lesions"] >= 8, tracer
+        assert 1 <= summary["lesions_per_positive_study"]["median"] <= 10, tracer
+        assert 0.5 < summary["ml_per_lesion"]["median"] < 8.0, tracer
+        assert 3.0 < summary["suv_max"]["median"] < 25.0, tracer
+        assert summary["suv_mean"]["median"] < summary["suv_max"]["median"], tracer
+        assert summary["share_1_to_10_ml"] > 0.3 and summary["share_above_10_ml"] > 0.0, tracer
+    # PSMA lesions are hotter than FDG lesions; PSMA often sits beside hotter organs (kidneys, bladder, glands).
+    assert summaries["psma"]["suv_max"]["median"] > summaries["fdg"]["suv_max"]["median"]
+
+
+def test_cohort_negative_share_defaults_to_the_tracers_autopet_share(tmp_path):
+    assert NEGATIVE_SHARE["fdg"] == pytest.approx(0.506, abs=1e-3)
+    assert NEGATIVE_SHARE["psma"] == pytest.approx(0.1005, abs=1e-3)
+    generate_cohort(tmp_path / "psma", n=2, seed=1, tracer="psma", shape=(40, 40, 56))
+    manifest = json.loads((tmp_path / "psma" / MANIFEST_FILE).read_text())
+    assert manifest["negative_share"] == NEGATIVE_SHARE["psma"]
+    assert sum(entry["negative"] for entry in manifest["studies"]) == round(2 * NEGATIVE_SHARE["psma"])
 
 
 def test_coarse_pet_grid_is_coarser_with_the_same_physical_extent():

@@ -44,7 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LABELMAP",
         help="organ-label map(s) or a folder of them (autoPET ids 0-10); studies use their grids",
     )
-    parser.add_argument("--negative-share", type=float, default=0.3, help="share of lesion-free studies (0.3)")
+    parser.add_argument(
+        "--negative-share",
+        type=float,
+        help="share of lesion-free studies (default: the tracer's share in autoPET, FDG 0.51, PSMA 0.10)",
+    )
     parser.add_argument(
         "--longitudinal-share", type=float, default=0.2, help="share of patients with a follow-up study (0.2)"
     )
@@ -52,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--pet-coarse-factor", type=float, default=2.0, help="PET voxel size / CT voxel size with --pet-coarse (2.0)"
     )
-    parser.add_argument("--max-lesions", type=int, default=20, help="most lesions per study (20)")
+    parser.add_argument("--max-lesions", type=int, default=60, help="most lesions per study (60)")
     return parser
 
 

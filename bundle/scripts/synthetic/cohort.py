@@ -33,13 +33,16 @@ from scripts.synthetic.lesions import (
     sample_lesions,
 )
 from scripts.synthetic.organ_map import OrganMap, load_organ_map
-from scripts.synthetic.scanner import acquire_ct, acquire_pet, activity, ct_numbers, sample_scanner
+from scripts.synthetic.scanner import acquire_ct, activity, blur_pet, ct_numbers, record_pet, sample_scanner
 from scripts.synthetic.uptake import TracerProfile, study_uptake, texture_amplitudes, tracer_profile
+from scripts.synthetic.visibility import assess_visibility
 
 DEFAULT_SHAPE = (128, 128, 200)
 FIRST_DATE = datetime.date(2003, 1, 1)
 CT_FILE, PET_FILE, SEG_FILE = "CTres.nii.gz", "SUV.nii.gz", "SEG.nii.gz"
 MANIFEST_FILE = "synthetic_cohort.json"
+# Share of lesion-free studies in the autoPET training data: FDG 513 of 1,014, PSMA 60 of 597.
+NEGATIVE_SHARE = {"fdg": 513 / 1014, "psma": 60 / 597}
 
 
 @dataclass(frozen=True)
@@ -109,29 +112,39 @@ def _render(
     rng: np.random.Generator,
     pet_las_grid: Grid | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[LesionSpec], list[int]]:
-    """Images of one study in LAS order: CT, PET, lesion mask, and the lesions actually drawn."""
+    """Images of one study in LAS order: CT, PET, lesion mask, and the lesions labelled (with their voxels).
+
+    Only lesions a reader could see (:mod:`~scripts.synthetic.visibility`) are labelled; a positive study
+    draws again, on fresh images, until at least one is.
+    """
     grid, tissue = anatomy.grid, anatomy.tissue
     scanner = sample_scanner(rng)
-    hu = ct_numbers(tissue, anatomy.state.contrast_enhanced, SmoothField(grid, 30.0, rng), rng)
+    hu_field, suv_field = SmoothField(grid, 30.0, rng), SmoothField(grid, 22.0, rng)
     uptake = study_uptake(profile, rng, anatomy.state.brown_fat_active)
-    suv = activity(tissue, uptake, texture_amplitudes(profile), SmoothField(grid, 22.0, rng))
+    for attempt in range(7):
+        hu = ct_numbers(tissue, anatomy.state.contrast_enhanced, hu_field, rng)
+        suv = activity(tissue, uptake, texture_amplitudes(profile), suv_field)
+        painted = paint_lesions(lesions, anatomy, profile, hu, suv)
+        blurred = blur_pet(suv, grid, scanner)
+        seen = assess_visibility(painted, blurred, grid.spacing, scanner.pet_noise)
+        if negative or any(v.visible for v in seen) or attempt == 6:
+            break
+        # A positive study must show at least one lesion: draw again where a reader would see none.
+        if attempt < 5:
+            lesions = sample_lesions(profile, anatomy, rng, max_lesions)
+        else:
+            extra = sample_lesion("soft_tissue", profile, anatomy, VoxelPicker(tissue), rng, index=True)
+            lesions = [] if extra is None else [extra]
     seg = np.zeros(grid.shape, dtype=np.uint8)
-    counts = paint_lesions(lesions, anatomy, profile, hu, suv, seg)
-    if not negative:
-        # A positive study must show at least one lesion; draw again where all of them missed.
-        for attempt in range(6):
-            if sum(counts) > 0:
-                break
-            if attempt < 5:
-                lesions = sample_lesions(profile, anatomy, rng, max_lesions)
-            else:
-                extra = sample_lesion("soft_tissue", profile, anatomy, VoxelPicker(tissue), rng)
-                lesions = [] if extra is None else [extra]
-            counts = paint_lesions(lesions, anatomy, profile, hu, suv, seg)
+    kept = []
+    for lesion, mark, view in zip(lesions, painted, seen, strict=True):
+        if view.visible:
+            seg[mark.box][mark.mask] = 1
+            kept.append((lesion, mark.voxels))
+    del suv
     ct = acquire_ct(hu, scanner, rng)
     del hu
-    pet = acquire_pet(suv, grid, scanner, rng, pet_las_grid)
-    kept = [(lesion, count) for lesion, count in zip(lesions, counts, strict=True) if count > 0]
+    pet = record_pet(blurred, grid, scanner, rng, pet_las_grid)
     return ct, pet, seg, [k[0] for k in kept], [k[1] for k in kept]
 
 
@@ -142,7 +155,7 @@ def generate_patient(
     grid: Grid | None = None,
     organ_map: OrganMap | None = None,
     pet_coarse_factor: float | None = None,
-    max_lesions: int = 20,
+    max_lesions: int = 60,
 ) -> Iterator[SyntheticStudy]:
     """Generate the studies of one patient (all ``plans`` share its patient index), one at a time.
 
@@ -217,7 +230,7 @@ def generate_study(
     organ_map: str | os.PathLike | OrganMap | None = None,
     negative: bool = False,
     pet_coarse_factor: float | None = None,
-    max_lesions: int = 20,
+    max_lesions: int = 60,
 ) -> SyntheticStudy:
     """One study in memory (patient 0, baseline) without writing anything; handy for tests and notebooks."""
     if organ_map is not None and not isinstance(organ_map, OrganMap):
@@ -274,7 +287,7 @@ def _describe(study: SyntheticStudy, folder: Path, out_dir: Path) -> dict:
                 "site": lesion.site,
                 "centre_mm": [round(c, 1) for c in lesion.centre_mm],
                 "diameter_mm": round(lesion.diameter_mm, 1),
-                "contrast": round(lesion.contrast, 2),
+                "peak_suv": round(lesion.peak_suv, 2),
                 "necrotic": lesion.necrotic,
                 "ct_look": lesion.ct_look,
                 "voxels": count,
@@ -292,11 +305,11 @@ def generate_cohort(
     shape: Sequence[int] = DEFAULT_SHAPE,
     spacing: Sequence[float] | None = None,
     organ_maps: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
-    negative_share: float = 0.3,
+    negative_share: float | None = None,
     longitudinal_share: float = 0.2,
     pet_coarse: bool = False,
     pet_coarse_factor: float = 2.0,
-    max_lesions: int = 20,
+    max_lesions: int = 60,
 ) -> list[Path]:
     """Generate ``n`` synthetic PET/CT studies in the autoPET layout under ``out_dir``.
 
@@ -309,7 +322,8 @@ def generate_cohort(
         spacing: voxel size in mm; default spreads a 512 x 512 x 1000 mm field of view over ``shape``.
         organ_maps: organ-label map file(s) or folder; patients cycle through them, and each study then
             uses its map's grid and affine (``shape`` and ``spacing`` are ignored).
-        negative_share: share of studies without any lesion.
+        negative_share: share of studies without any lesion; default the tracer's share in autoPET
+            (:data:`NEGATIVE_SHARE`: FDG 0.51, PSMA 0.10).
         longitudinal_share: share of patients with a second (follow-up) study.
         pet_coarse: write the PET on a grid ``pet_coarse_factor`` times coarser than the CT, same extent.
         pet_coarse_factor: see ``pet_coarse``.
@@ -319,6 +333,8 @@ def generate_cohort(
         The study folders, in cohort order.
     """
     tracer_profile(tracer)
+    if negative_share is None:
+        negative_share = NEGATIVE_SHARE[tracer]
     out = Path(out_dir)
     maps = resolve_organ_maps(organ_maps)
     grid = None if maps else las_grid(tuple(shape), spacing)

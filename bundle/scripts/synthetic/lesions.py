@@ -1,11 +1,13 @@
 # Copyright (c) 2026 the petct-bixlstm-bundle authors. Licensed under the Apache License, Version 2.0.
-"""Tumour lesions: where they grow, how big and how hot, how they look in CT, and how they evolve.
+"""Tumour lesions: where they grow, how many, how big and how hot, how they look in CT, and how they evolve.
 
-A lesion is a lumpy, randomly oriented ellipsoid (4-50 mm across) clipped to the tissues of its site:
-lymph-node stations (cervical, axillary, mediastinal and hilar, para-aortic and mesenteric, iliac,
-inguinal), lung, liver, spleen, bone marrow and prostate. Its peak uptake is a contrast factor times the
-local background (from barely visible, 1.3x, to very hot), larger lesions may have a necrotic centre.
-The lesion mask, painted on the CT grid, is the ground truth.
+A lesion is a lumpy, randomly oriented ellipsoid clipped to the tissues of its site: lymph-node stations
+(cervical, axillary, mediastinal and hilar, para-aortic and mesenteric, iliac, inguinal), lung, liver,
+spleen, bone marrow and prostate. Counts, sizes and peak uptake follow per-tracer burden tables
+(:data:`BURDEN`, calibrated in ``docs/synthetic_data.md``): one index lesion and smaller satellites, peak
+SUV log-normal and never below a faint 1.3x the local background; larger lesions may have a necrotic
+centre. Lesions smaller than a voxel add their activity to the voxel holding their centre but are never
+labelled; which drawn lesions a reader could see is decided after the PET blur (``visibility``).
 """
 
 from __future__ import annotations
@@ -16,87 +18,23 @@ import numpy as np
 
 from scripts.synthetic.anatomy import Anatomy
 from scripts.synthetic.shapes import Canvas, ellipsoid, random_lumps, random_rotation
-from scripts.synthetic.tissues import SOFT_TISSUES, Tissue
+from scripts.synthetic.tissues import Tissue
 from scripts.synthetic.uptake import TracerProfile
 
-MIN_DIAMETER_MM = 4.0
-MAX_DIAMETER_MM = 50.0
-MIN_CONTRAST = 1.3
-MAX_PEAK_SUV = 80.0
-
-
-@dataclass(frozen=True)
-class Site:
-    """A lesion site: the tissues a lesion there may occupy, and (for lymph-node stations) template anchors.
-
-    Anchors are (u, x, y) template points on the patient's left; each is mirrored to the right as well.
-    Sites without anchors pick their centre at a random voxel of their tissues.
-    """
-
-    tissues: frozenset[Tissue]
-    anchors: tuple[tuple[float, float, float], ...] = ()
-    spread_mm: float = 12.0
-    max_diameter_mm: float = MAX_DIAMETER_MM
-    ct_look: str = "soft"  # soft | hypodense | bone | iso
-    centre_tissues: frozenset[Tissue] | None = None  # where the centre may lie (default: ``tissues``)
-
-
-NODE_TISSUES = SOFT_TISSUES
-SITES: dict[str, Site] = {
-    "cervical": Site(NODE_TISSUES, ((220.0, 35.0, 10.0), (250.0, 40.0, 5.0), (282.0, 45.0, 0.0), (300.0, 62.0, 10.0))),
-    "axillary": Site(NODE_TISSUES, ((355.0, 132.0, -5.0), (395.0, 126.0, 0.0)), spread_mm=15.0),
-    "mediastinal": Site(
-        NODE_TISSUES,
-        ((352.0, 10.0, 22.0), (392.0, 14.0, 2.0), (402.0, 0.0, -14.0), (412.0, 38.0, 0.0)),
-        spread_mm=10.0,
-    ),
-    "paraaortic": Site(
-        NODE_TISSUES,
-        ((650.0, 28.0, -18.0), (710.0, 26.0, -10.0), (770.0, 22.0, -6.0), (700.0, 30.0, 30.0)),
-        spread_mm=14.0,
-    ),
-    "iliac": Site(NODE_TISSUES, ((850.0, 55.0, -8.0), (890.0, 70.0, 12.0)), spread_mm=12.0),
-    "inguinal": Site(NODE_TISSUES, ((960.0, 82.0, 55.0), (985.0, 86.0, 50.0)), spread_mm=12.0),
-    "lung": Site(frozenset({Tissue.LUNG})),
-    "liver": Site(frozenset({Tissue.LIVER}), ct_look="hypodense"),
-    "spleen": Site(frozenset({Tissue.SPLEEN}), max_diameter_mm=35.0, ct_look="hypodense"),
-    "bone": Site(
-        frozenset({Tissue.MARROW, Tissue.BONE}),
-        max_diameter_mm=40.0,
-        ct_look="bone",
-        centre_tissues=frozenset({Tissue.MARROW}),
-    ),
-    "prostate": Site(frozenset({Tissue.PROSTATE}), max_diameter_mm=30.0, ct_look="iso"),
-    # Fallback when no other site had room: any soft-tissue voxel.
-    "soft_tissue": Site(NODE_TISSUES, max_diameter_mm=30.0),
-}
-# Relative frequency of lesion sites per tracer (FDG: lymphoma, melanoma, lung cancer; PSMA: prostate cancer).
-SITE_WEIGHTS = {
-    "fdg": {
-        "cervical": 1.0,
-        "axillary": 1.0,
-        "mediastinal": 1.5,
-        "paraaortic": 1.0,
-        "iliac": 0.8,
-        "inguinal": 0.6,
-        "lung": 1.5,
-        "liver": 0.8,
-        "spleen": 0.3,
-        "bone": 1.0,
-    },
-    "psma": {
-        "prostate": 1.5,
-        "iliac": 2.0,
-        "paraaortic": 1.0,
-        "mediastinal": 0.3,
-        "cervical": 0.2,
-        "inguinal": 0.3,
-        "bone": 2.5,
-        "lung": 0.3,
-        "liver": 0.3,
-    },
-}
-SCLEROTIC_SHARE = {"fdg": 0.35, "psma": 0.75}
+from scripts.synthetic.lesion_catalogue import (  # noqa: F401 (re-exported: the catalogue's names)
+    BURDEN,
+    LesionBurden,
+    Site,
+    FAINT_CONTRAST,
+    MAX_DIAMETER_MM,
+    MAX_PEAK_SUV,
+    MIN_CONTRAST,
+    MIN_DIAMETER_MM,
+    NODE_TISSUES,
+    SCLEROTIC_SHARE,
+    SITES,
+    SITE_WEIGHTS,
+)
 
 
 @dataclass(frozen=True)
@@ -108,7 +46,8 @@ class LesionSpec:
     radii_mm: tuple[float, float, float]
     rotation: tuple[float, ...]  # 3x3, row-major
     lumps: tuple[float, ...]
-    contrast: float  # peak uptake / local reference uptake
+    peak_suv: float  # activity at the centre before blur (at least MIN_CONTRAST x the local background)
+    faint: float  # > 0: the peak is this many times the local background instead (low-avidity lesion)
     necrotic: bool
     ct_look: str  # soft | hypodense | sclerotic | lytic | iso
     ct_shift_hu: float
@@ -167,16 +106,25 @@ def _place_centre(
 
 
 def sample_lesion(
-    site_name: str, tracer: TracerProfile, anatomy: Anatomy, picker: VoxelPicker, rng: np.random.Generator
+    site_name: str,
+    tracer: TracerProfile,
+    anatomy: Anatomy,
+    picker: VoxelPicker,
+    rng: np.random.Generator,
+    index: bool = False,
 ) -> LesionSpec | None:
-    """Draw one lesion at ``site_name``, or None when the site has no room in this anatomy."""
+    """Draw one lesion at ``site_name`` (the index lesion when ``index``), or None when the site has no room."""
     site = SITES[site_name]
     centre = _place_centre(site, anatomy, picker, rng)
     if centre is None:
         return None
-    diameter = float(np.exp(rng.uniform(np.log(MIN_DIAMETER_MM), np.log(site.max_diameter_mm))))
+    burden = BURDEN[tracer.name]
+    median = burden.index_diameter_mm if index else burden.diameter_mm
+    diameter = median * float(np.exp(rng.normal(0.0, burden.diameter_sigma)))
+    diameter = float(np.clip(diameter, MIN_DIAMETER_MM, site.max_diameter_mm))
     radii = 0.5 * diameter * np.exp(rng.normal(0.0, 0.15, 3))
-    contrast = float(np.exp(rng.uniform(np.log(MIN_CONTRAST), np.log(tracer.max_lesion_contrast))))
+    peak = float(min(burden.peak_suv * np.exp(rng.normal(0.0, burden.peak_sigma)), MAX_PEAK_SUV))
+    faint = float(rng.uniform(*FAINT_CONTRAST)) if rng.random() < burden.faint_share else 0.0
     ct_look, shift = site.ct_look, 0.0
     if ct_look == "bone":
         sclerotic = rng.random() < SCLEROTIC_SHARE[tracer.name]
@@ -190,7 +138,8 @@ def sample_lesion(
         radii_mm=tuple(float(r) for r in radii),
         rotation=tuple(float(v) for v in random_rotation(rng).ravel()),
         lumps=tuple(float(v) for v in random_lumps(rng, 0.12 if diameter < 20 else 0.2)),
-        contrast=contrast,
+        peak_suv=peak,
+        faint=faint,
         necrotic=bool(diameter > 25.0 and rng.random() < 0.35),
         ct_look=ct_look,
         ct_shift_hu=shift,
@@ -198,7 +147,7 @@ def sample_lesion(
 
 
 def sample_lesions(
-    tracer: TracerProfile, anatomy: Anatomy, rng: np.random.Generator, max_lesions: int = 20
+    tracer: TracerProfile, anatomy: Anatomy, rng: np.random.Generator, max_lesions: int = 60
 ) -> list[LesionSpec]:
     """Draw the lesions of a positive study: 1 to ``max_lesions``, clustered in one to three active sites."""
     weights = _available_sites(tracer.name, anatomy)
@@ -208,19 +157,20 @@ def sample_lesions(
     active = rng.choice(len(names), size=n_active, replace=False, p=probabilities)
     focus = np.full(len(names), 0.1 / len(names))
     focus[active] += 0.9 * probabilities[active] / probabilities[active].sum()
-    count = int(min(max_lesions, 1 + np.floor(rng.lognormal(0.9, 1.0))))
+    burden = BURDEN[tracer.name]
+    count = int(min(max_lesions, 1 + np.floor(rng.lognormal(np.log(burden.count_median), burden.count_sigma))))
     picker = VoxelPicker(anatomy.tissue)
     lesions = []
-    for _ in range(count):
+    for number in range(count):
         site = names[int(rng.choice(len(names), p=focus / focus.sum()))]
-        lesion = sample_lesion(site, tracer, anatomy, picker, rng)
+        lesion = sample_lesion(site, tracer, anatomy, picker, rng, index=number == 0)
         if lesion is not None:
             lesions.append(lesion)
     return lesions
 
 
 def evolve_lesions(
-    lesions: list[LesionSpec], tracer: TracerProfile, anatomy: Anatomy, rng: np.random.Generator, max_lesions: int = 20
+    lesions: list[LesionSpec], tracer: TracerProfile, anatomy: Anatomy, rng: np.random.Generator, max_lesions: int = 60
 ) -> list[LesionSpec]:
     """The lesions at a follow-up study: each grows, shrinks or disappears, and new ones may appear."""
     evolved = []
@@ -228,11 +178,9 @@ def evolve_lesions(
         if rng.random() < 0.15:
             continue
         factor = float(np.exp(rng.normal(0.0, 0.3)))
-        radii = np.clip(np.asarray(lesion.radii_mm) * factor, MIN_DIAMETER_MM / 2, MAX_DIAMETER_MM / 2 * 1.2)
-        contrast = float(
-            np.clip(lesion.contrast * np.exp(rng.normal(0.0, 0.3)), MIN_CONTRAST, tracer.max_lesion_contrast)
-        )
-        evolved.append(replace(lesion, radii_mm=tuple(float(r) for r in radii), contrast=contrast))
+        radii = np.clip(np.asarray(lesion.radii_mm) * factor, MIN_DIAMETER_MM / 2, MAX_DIAMETER_MM / 2)
+        peak = float(min(lesion.peak_suv * np.exp(rng.normal(0.0, 0.3)), MAX_PEAK_SUV))
+        evolved.append(replace(lesion, radii_mm=tuple(float(r) for r in radii), peak_suv=peak))
     picker = VoxelPicker(anatomy.tissue)
     sites = sorted({lesion.site for lesion in lesions}) or list(_available_sites(tracer.name, anatomy))
     for _ in range(int(rng.poisson(0.7))):
@@ -244,42 +192,47 @@ def evolve_lesions(
     return evolved
 
 
-def paint_lesions(
-    lesions: list[LesionSpec],
-    anatomy: Anatomy,
-    tracer: TracerProfile,
-    hu: np.ndarray,
-    suv: np.ndarray,
-    seg: np.ndarray,
-) -> list[int]:
-    """Draw ``lesions`` into the noise-free CT (``hu``), activity (``suv``) and mask (``seg``), in place.
+@dataclass
+class PaintedLesion:
+    """Where a drawn lesion landed on the grid: its box and voxel mask (empty when smaller than a voxel)."""
 
-    Returns the number of voxels each lesion covers (0 when it fell outside its tissues or the grid).
+    box: tuple[slice, slice, slice] | None
+    mask: np.ndarray | None
+
+    @property
+    def voxels(self) -> int:
+        """Number of voxels the lesion covers."""
+        return 0 if self.mask is None else int(np.count_nonzero(self.mask))
+
+
+def paint_lesions(
+    lesions: list[LesionSpec], anatomy: Anatomy, tracer: TracerProfile, hu: np.ndarray, suv: np.ndarray
+) -> list[PaintedLesion]:
+    """Draw ``lesions`` into the noise-free CT (``hu``) and activity (``suv``), in place.
+
+    A lesion covers the voxels of its site's tissues inside its outline. One smaller than a voxel (no voxel
+    centre inside) adds its activity to the voxel holding its centre, scaled by its share of that voxel's
+    volume, and covers nothing. Returns, per lesion, the voxels it covers: the candidates for the label.
     """
     canvas = Canvas(anatomy.grid, anatomy.tissue)
-    counts = []
+    voxel_ml = float(np.prod(canvas.spacing)) / 1000.0
+    painted = []
     for lesion in lesions:
         shape = ellipsoid(
             canvas, lesion.centre_mm, lesion.radii_mm, np.reshape(lesion.rotation, (3, 3)), np.asarray(lesion.lumps)
         )
-        if shape is None:
-            counts.append(0)
-            continue
-        box, mask, rho = shape
         codes = np.asarray(sorted(int(t) for t in SITES[lesion.site].tissues), dtype=np.uint8)
-        mask = mask & np.isin(anatomy.tissue[box], codes)
-        if not mask.any():
-            # Lesions smaller than a voxel still mark the voxel holding their centre.
-            local = np.round(np.asarray(lesion.centre_mm) / canvas.spacing).astype(int) - [s.start for s in box]
-            if np.all(local >= 0) and np.all(local < mask.shape) and anatomy.tissue[box][tuple(local)] in codes:
-                mask[tuple(local)] = True
-        count = int(np.count_nonzero(mask))
-        counts.append(count)
-        if count == 0:
+        if shape is not None:
+            box, mask, rho = shape
+            mask = mask & np.isin(anatomy.tissue[box], codes)
+        if shape is None or not mask.any():
+            _add_sub_voxel_activity(lesion, canvas, suv, voxel_ml)
+            painted.append(PaintedLesion(None, None))
             continue
         suv_box, hu_box = suv[box], hu[box]
-        background = float(np.median(suv_box[mask]))
-        peak = min(max(background, tracer.lesion_floor) * lesion.contrast, MAX_PEAK_SUV)
+        reference = max(float(np.median(suv_box[mask])), tracer.lesion_floor)
+        peak = lesion.faint * reference if lesion.faint else max(lesion.peak_suv, MIN_CONTRAST * reference)
+        peak = min(peak, MAX_PEAK_SUV)
         r = np.minimum(rho[mask], 1.0)
         uptake = peak * (1.0 - 0.25 * r**2)
         if lesion.necrotic:
@@ -289,5 +242,16 @@ def paint_lesions(
             hu_box[mask] = 35.0 + lesion.ct_shift_hu
         elif lesion.ct_look in ("hypodense", "sclerotic"):
             hu_box[mask] += lesion.ct_shift_hu
-        seg[box][mask] = 1
-    return counts
+        painted.append(PaintedLesion(box, mask))
+    return painted
+
+
+def _add_sub_voxel_activity(lesion: LesionSpec, canvas: Canvas, suv: np.ndarray, voxel_ml: float) -> None:
+    """Partial volume of a lesion smaller than a voxel: its activity spread over the voxel holding its centre."""
+    voxel = np.round(np.asarray(lesion.centre_mm) / canvas.spacing).astype(int)
+    if np.any(voxel < 0) or np.any(voxel >= canvas.shape):
+        return
+    volume_ml = np.pi / 6.0 * lesion.diameter_mm**3 / 1000.0
+    share = min(volume_ml / voxel_ml, 1.0)
+    index = tuple(voxel)
+    suv[index] = (1.0 - share) * suv[index] + share * 0.85 * lesion.peak_suv

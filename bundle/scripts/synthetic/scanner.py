@@ -108,12 +108,20 @@ def resample_to(volume: np.ndarray, grid: Grid, target: Grid) -> np.ndarray:
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
-def acquire_pet(
-    suv: np.ndarray, grid: Grid, settings: ScannerSettings, rng: np.random.Generator, pet_grid: Grid | None = None
-) -> np.ndarray:
-    """PET image in SUV: resolution blur, optional coarser voxels, count-like noise (float32, >= 0, 0.001 steps)."""
+def blur_pet(suv: np.ndarray, grid: Grid, settings: ScannerSettings) -> np.ndarray:
+    """The activity seen through the scanner's point-spread function (noise-free, on ``grid``)."""
     sigma = settings.pet_fwhm_mm * FWHM_TO_SIGMA / np.asarray(grid.spacing)
-    image = ndimage.gaussian_filter(suv, sigma, truncate=3.0)
+    return ndimage.gaussian_filter(suv, sigma, truncate=3.0)
+
+
+def record_pet(
+    blurred: np.ndarray, grid: Grid, settings: ScannerSettings, rng: np.random.Generator, pet_grid: Grid | None = None
+) -> np.ndarray:
+    """The PET image from :func:`blur_pet`'s output: optional coarser voxels, then count-like noise.
+
+    ``blurred`` may be modified in place.
+    """
+    image = blurred
     if pet_grid is not None and tuple(pet_grid.shape) != tuple(grid.shape):
         image = resample_to(image, grid, pet_grid)
     noise = _correlated_noise(image.shape, settings.pet_noise_correlation, rng)

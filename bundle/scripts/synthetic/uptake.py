@@ -22,8 +22,7 @@ class TracerProfile:
     name: str
     uptake: dict[Tissue, tuple[float, float]]
     texture: dict[Tissue, float]
-    lesion_floor: float  # lesion contrast is relative to max(local background, this SUV)
-    max_lesion_contrast: float
+    lesion_floor: float  # faint lesions and the minimum contrast are relative to max(local background, this SUV)
 
 
 FDG = TracerProfile(
@@ -61,7 +60,6 @@ FDG = TracerProfile(
         Tissue.LUNG: 0.15,
     },
     lesion_floor=1.0,
-    max_lesion_contrast=12.0,
 )
 
 PSMA = TracerProfile(
@@ -97,7 +95,6 @@ PSMA = TracerProfile(
         Tissue.LUNG: 0.15,
     },
     lesion_floor=0.8,
-    max_lesion_contrast=20.0,
 )
 
 TRACERS = {"fdg": FDG, "psma": PSMA}
