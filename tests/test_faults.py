@@ -27,17 +27,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from tiny_overrides import TINY_NETWORK
 
 from scripts.errors import InputDataError, error_lines
 
-TINY = {
-    "pixdim": [10.0, 10.0, 15.0],
-    "roi_size": [32, 32, 32],
-    "features": [8, 16, 32, 64],
-    "strides": [1, 2, 2, 2],
-    "num_workers": 0,
-    "tta_axes": [],
-}
+TINY = {**TINY_NETWORK, "tta_axes": []}
 NETWORK = {"in_channels": 2, "out_channels": 2, "features": TINY["features"], "strides": TINY["strides"]}
 
 

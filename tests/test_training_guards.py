@@ -15,19 +15,13 @@ from ignite.engine import Events
 from monai.bundle import ConfigParser, ConfigWorkflow
 from monai.engines import SupervisedTrainer
 from monai.engines.utils import IterationEvents
+from tiny_overrides import TINY_NETWORK
 
 from scripts.errors import InputDataError
 from scripts.training.gradient_clipping import ClipGradientNorm
 from scripts.training.non_finite import NonFiniteTrainingError
 
-TINY = {
-    "pixdim": [10.0, 10.0, 15.0],
-    "roi_size": [32, 32, 32],
-    "features": [8, 16, 32, 64],
-    "strides": [1, 2, 2, 2],
-    "num_workers": 0,
-    "val_interval": 1,
-}
+TINY = {**TINY_NETWORK, "val_interval": 1}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

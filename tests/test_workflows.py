@@ -12,15 +12,9 @@ import pytest
 import torch
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
+from tiny_overrides import TINY_NETWORK
 
-TINY = {
-    "pixdim": [10.0, 10.0, 15.0],
-    "roi_size": [32, 32, 32],
-    "features": [8, 16, 32, 64],
-    "strides": [1, 2, 2, 2],
-    "num_workers": 0,
-    "val_interval": 1,
-}
+TINY = {**TINY_NETWORK, "val_interval": 1}
 
 
 @pytest.fixture(scope="module")
