@@ -20,6 +20,10 @@ from scripts.networks.options import positive_int
 # of the chunk's numerical stabiliser.
 _PAD_IGATE = -30.0
 _PAD_FGATE = 30.0
+# Lowest input-gate pre-activation passed on. The parallel form's stabiliser computes exp(-max_log_D), and a row's
+# max_log_D is at least its own input-gate pre-activation: below about -88 that exp overflows float32 to inf, and
+# backward turns inf into NaN gradients (a diverging training's first NaN). A gate of exp(-80) is closed anyway.
+MIN_IGATE_PREACT = -80.0
 
 
 def chunkwise_mlstm(
@@ -92,6 +96,7 @@ class MLSTMSequenceKernel:
         **unused: object,
     ) -> torch.Tensor:
         """Runs the mLSTM over ``(B, NH, S, DH)`` inputs; ``unused`` absorbs the cell's fixed causal mask."""
+        igate_preact = igate_preact.clamp_min(MIN_IGATE_PREACT)
         if self.uses_parallel_form(queries.shape[2]):
             # no mask passed: the function builds an S x S one, so any S works
             return parallel_stabilized_simple(queries, keys, values, igate_preact, fgate_preact)
