@@ -142,7 +142,9 @@ def time_loader(path: str, augment: bool, workers: int, samples: int, items: lis
     """Draw ``samples`` training samples (batches of 2, as train.json) and measure them."""
     torch.set_num_threads(1)
     dataset = loader_dataset(path, augment, items, cache_dir)
-    sampler = torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=samples)
+    torch.manual_seed(0)  # the same studies and augmentation draws on every run of a configuration
+    generator = torch.Generator().manual_seed(0)
+    sampler = torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=samples, generator=generator)
     loader = DataLoader(dataset, batch_size=2, sampler=sampler, num_workers=workers, persistent_workers=False)
     cpu_before, wall_before = cpu_seconds(), time.perf_counter()
     drawn = 0
@@ -285,7 +287,7 @@ def main() -> None:
     parser.add_argument("--tracers", nargs="+", choices=sorted(TRACERS), default=sorted(TRACERS))
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--paths", nargs="+", choices=["uncached", "stored"], default=["stored", "uncached"])
-    parser.add_argument("--samples", type=int, nargs=2, default=[8, 40], metavar=("UNCACHED", "STORED"))
+    parser.add_argument("--samples", type=int, nargs=2, default=[8, 160], metavar=("UNCACHED", "STORED"))
     parser.add_argument("--aug-repeats", type=int, default=6, help="patches per transform in the cost table")
     parser.add_argument("--json", type=Path, help="also write every figure as JSON")
     sections = ["store", "touch", "augment", "loader"]

@@ -84,12 +84,18 @@ class StoredVolume:
             if channel.file is not None:
                 self.open_channel(channel)
 
-    def read(self, box: Sequence[slice] | None = None) -> np.ndarray:
-        """The [C, *box] array of a spatial ``box`` (slices with step 1, clipped to the volume); all if ``None``."""
+    def read(self, box: Sequence[slice] | None = None, out: np.ndarray | None = None) -> np.ndarray:
+        """The [C, *box] array of a spatial ``box`` (slices with step 1, clipped to the volume); all if ``None``.
+
+        ``out``, if given, receives it (shape [C, *clipped box], e.g. the inside of a padded patch): no new array.
+        """
         box = tuple(slice(None) for _ in self.spatial_shape) if box is None else tuple(box)
         clipped = tuple(slice(*s.indices(n)[:2]) for s, n in zip(box, self.spatial_shape, strict=True))
         extent = tuple(max(s.stop - s.start, 0) for s in clipped)
-        out = np.empty((len(self.channels), *extent), dtype=self.dtype)
+        if out is None:
+            out = np.empty((len(self.channels), *extent), dtype=self.dtype)
+        elif tuple(out.shape) != (len(self.channels), *extent):
+            raise ValueError(f"out has shape {tuple(out.shape)}, the box needs {(len(self.channels), *extent)}")
         for index, channel in enumerate(self.channels):
             if channel.file is None:
                 out[index] = channel.constant

@@ -2,9 +2,9 @@
 """Read training patches (or whole volumes) from stored studies, touching only the bytes of the patch.
 
 The items of :class:`~scripts.data.preprocessed_dataset.PreprocessedDataset` hold lazy stored volumes (anything
-with ``shape``, ``read(box)`` and ``to_metatensor(array, start)``). These transforms choose a box exactly as
-their MONAI counterparts do on an in-memory volume, with the same random draws, read only that box, and pad it
-to the patch size with zeros, symmetrically:
+with ``shape``, ``dtype``, ``read(box, out)`` and ``to_metatensor(array, start)``). These transforms choose a box
+exactly as their MONAI counterparts do on an in-memory volume, with the same random draws, read only that box,
+and pad it to the patch size with zeros, symmetrically:
 
 - :class:`RandCropStoredByPosNegd` = ``RandCropByPosNegLabeld(allow_smaller=True)`` then ``SpatialPadd``;
 - :class:`RandSpatialCropStoredd` = ``SpatialPadd`` then ``RandSpatialCropd`` (equal to crop-then-pad);
@@ -29,9 +29,10 @@ class LazyVolume(Protocol):
     """What these transforms read from: :class:`~scripts.data.stored_volumes.StoredVolume`."""
 
     shape: tuple[int, ...]
+    dtype: str
 
-    def read(self, box: Sequence[slice] | None = None) -> np.ndarray:
-        """The [C, *box] array of a spatial box, clipped to the volume."""
+    def read(self, box: Sequence[slice] | None = None, out: np.ndarray | None = None) -> np.ndarray:
+        """The [C, *box] array of a spatial box, clipped to the volume (into ``out`` if given)."""
         ...
 
     def to_metatensor(self, array: np.ndarray | None = None, start: Sequence[int] = (0, 0, 0)) -> MetaTensor:
@@ -50,11 +51,11 @@ def read_padded_box(volume: LazyVolume, box: Sequence[slice], size: Sequence[int
     extent = [max(s.stop - s.start, 0) for s in clipped]
     before = [width[0] for width in SpatialPad(spatial_size=size).compute_pad_width(extent)[1:]]
     padded = [max(e, s) for e, s in zip(extent, fall_back_tuple(size, extent), strict=True)]
-    patch = volume.read(clipped)
-    if padded != extent:
-        out = np.zeros((patch.shape[0], *padded), dtype=patch.dtype)
-        out[(slice(None), *(slice(b, b + e) for b, e in zip(before, extent, strict=True)))] = patch
-        patch = out
+    if padded == extent:
+        patch = volume.read(clipped)
+    else:  # read straight into the middle of the zero-padded patch
+        patch = np.zeros((volume.shape[0], *padded), dtype=volume.dtype)
+        volume.read(clipped, out=patch[(slice(None), *(slice(b, b + e) for b, e in zip(before, extent, strict=True)))])
     start = [s.start - b for s, b in zip(clipped, before, strict=True)]
     return volume.to_metatensor(patch, start)
 
