@@ -107,6 +107,19 @@ def test_ssl_arm_fine_tunes_from_the_encoder_pretrained_for_its_variant_and_seed
     assert sorted(p.name for p in (ablation / "pretrain").iterdir()) == ["bot"], "pretraining only for +ssl variants"
 
 
+def test_every_arm_and_seed_reads_one_shared_preprocessed_cache(ablation, dataset):
+    labelled = [item["case"] for item in _fold_items(dataset, "training")[:2]]  # --labelled 2
+    studies = labelled + [item["case"] for item in _fold_items(dataset, "validation")]
+    stored = [json.loads(p.read_text())["study"] for p in (ablation / "preprocessed" / "train").glob("*/entry.json")]
+    assert sorted(name.split(" (")[0] for name in stored) == sorted(studies), "each fine-tuning study stored once"
+    assert list((ablation / "preprocessed" / "pretrain").glob("*/entry.json")), "pretraining has its own cache"
+    assert not list(ablation.glob("runs/*/*/preprocessed")) and not list(ablation.glob("pretrain/*/*/preprocessed"))
+
+
+def _fold_items(dataset, key):
+    return json.loads((dataset / "datalist_fold0.json").read_text())[key]
+
+
 def test_rerun_skips_finished_runs_and_another_budget_is_refused(ablation, dataset, capsys):
     outputs = sorted(ablation.glob("runs/*/*/eval/metrics.csv")) + sorted(ablation.glob("runs/*/*/models/*/*.pt"))
     stamps = [path.stat().st_mtime_ns for path in outputs]

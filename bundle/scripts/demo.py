@@ -107,7 +107,6 @@ def main(argv: list[str] | None = None) -> None:
         "learning_rate": 0.003,
         "warmup_epochs": 1,
         "num_workers": 2,
-        "cache_rate": 1.0,
     }
     run_workflow(["train.json", "adamw.json"], train_overrides)
     print(f"({time.perf_counter() - t:.0f} s)")

@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--sw-overlap", type=float, help="sliding-window overlap at evaluation")
     runtime = parser.add_argument_group("speed settings (not part of the recorded protocol)")
     runtime.add_argument("--num-workers", type=int, help="data-loading processes per workflow")
-    runtime.add_argument("--cache-rate", type=float, help="share of the preprocessed training studies kept in memory")
+    runtime.add_argument("--cache-dir", type=Path, help="where the preprocessed studies go (default: OUT/preprocessed)")
     runtime.add_argument("--sw-batch-size", type=int, help="sliding-window patches per forward pass at evaluation")
     runtime.add_argument("--figures", action="store_true", help="also write the per-study figures and lesion tables")
     return parser
@@ -95,7 +95,7 @@ def make_protocol(args: argparse.Namespace, arms: list[Arm], command: str) -> Pr
         seeds=list(dict.fromkeys(args.seeds)),
         out=args.out.resolve(),
         pretrain_datalist=pretrain_datalist,
-        runtime=Runtime(num_workers=args.num_workers, cache_rate=args.cache_rate, sw_batch_size=args.sw_batch_size),
+        runtime=Runtime(num_workers=args.num_workers, cache_dir=args.cache_dir, sw_batch_size=args.sw_batch_size),
         figures=args.figures,
         command=command,
     )

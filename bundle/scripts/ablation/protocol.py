@@ -224,12 +224,12 @@ class Runtime:
     """Settings that change only the speed of a run, not its result; ``None`` keeps the config's value."""
 
     num_workers: int | None = None  # data-loading processes of every workflow
-    cache_rate: float | None = None  # share of preprocessed studies kept in memory (training and pretraining)
+    cache_dir: Path | None = None  # the preprocessed studies (default: <out>/preprocessed); a fast local disk
     sw_batch_size: int | None = None  # sliding-window patches per forward pass at evaluation
 
     def training_overrides(self) -> dict[str, Any]:
         """The overrides for ``train.json`` and ``pretrain.json``."""
-        return _given({"num_workers": self.num_workers, "cache_rate": self.cache_rate})
+        return _given({"num_workers": self.num_workers})
 
     def evaluation_overrides(self) -> dict[str, Any]:
         """The overrides for ``inference.json`` + ``evaluate.json``."""
@@ -262,6 +262,10 @@ class Protocol:
     def run_dir(self, arm: Arm, seed: int) -> Path:
         """The bundle root of the fine-tuning (and evaluation) of ``arm`` with ``seed``."""
         return self.out / "runs" / arm.folder / f"seed{seed}"
+
+    def cache_dir(self, stage: str) -> Path:
+        """Where ``stage`` ("train" or "pretrain") keeps its preprocessed studies, shared by every arm and seed."""
+        return (self.runtime.cache_dir or self.out / "preprocessed") / stage
 
     def record(self) -> dict[str, Any]:
         """What must stay the same for runs in one ``--out`` to be comparable (written to ``protocol.json``)."""

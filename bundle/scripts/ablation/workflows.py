@@ -131,6 +131,7 @@ def pretrain(protocol: Protocol, variant: str, seed: int, datalist: Path) -> Pat
         "batch_size": budget.batch_size,
         "resume": True,
         "seed": seed,
+        "cache_dir": str(protocol.cache_dir("pretrain")),
         **protocol.runtime.training_overrides(),
     }
     started = time.perf_counter()
@@ -166,7 +167,7 @@ def finetune(protocol: Protocol, arm: Arm, seed: int, datalist: Path, encoder: P
         "batch_size": budget.batch_size,
         "learning_rate": budget.learning_rate,
         "val_interval": budget.epochs + 1,
-        "validate#dataset#cache_rate": 0.0,
+        "cache_dir": str(protocol.cache_dir("train")),
         "pretrained_encoder": str(encoder) if encoder else "",
         "resume": True,
         "seed": seed,

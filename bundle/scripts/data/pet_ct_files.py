@@ -25,6 +25,9 @@ CT_CHANNEL = 0
 PET_CHANNEL = 1
 CHANNEL_NAMES = ("CT", "PET")
 
+# Meta key under which the loader records the PET file (``filename_or_obj`` stays the CT file).
+PET_FILENAME_KEY = "pet_filename_or_obj"
+
 AUTOPET_CT_NAME, AUTOPET_PET_NAME = strip_nifti_suffix(RELEASE_CT_FILE), strip_nifti_suffix(RELEASE_PET_FILE)
 
 PathLike = str | os.PathLike

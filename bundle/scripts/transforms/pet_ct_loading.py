@@ -20,6 +20,7 @@ from monai.transforms import MapTransform, Transform
 
 from scripts.data.grids import GRID_TOLERANCE_VOXELS, resample_onto_grid, same_grid, voxel_spacing
 from scripts.data.pet_ct_files import (
+    PET_FILENAME_KEY,
     CHANNEL_NAMES,
     PathLike,
     find_pet_partner,
@@ -29,9 +30,6 @@ from scripts.data.plausibility import check_study_plausibility
 from scripts.data.volume_checks import check_affine, check_image, check_label, check_overlap
 from scripts.data.volumes import read_meta_volume
 from scripts.errors import InputDataError, for_web_client
-
-# Meta key under which the loader records the PET file (``filename_or_obj`` stays the CT file).
-PET_FILENAME_KEY = "pet_filename_or_obj"
 
 StudyEntry = PathLike | Sequence[PathLike]
 
