@@ -61,6 +61,15 @@ def test_an_unfired_call_returns_the_input_and_monai_returns_it_up_to_rounding()
     assert torch.equal(monai_out["label"], data["label"])
 
 
+def test_an_unfired_call_to_another_spatial_size_resizes_like_monai():
+    data = _data()
+    fast_out = FastRand3DElasticd(prob=0.0, spatial_size=(30, 48, 36), **SETTINGS)(dict(data))
+    monai_out = Rand3DElasticd(prob=0.0, spatial_size=(30, 48, 36), **SETTINGS)(dict(data))
+    assert tuple(fast_out["image"].shape) == (2, 30, 48, 36)
+    np.testing.assert_allclose(fast_out["image"].numpy(), monai_out["image"].numpy(), atol=1e-6)
+    assert torch.equal(fast_out["label"], monai_out["label"])
+
+
 def test_it_fires_on_exactly_the_calls_monai_fires_on():
     data = _data(shape=(12, 10, 8))
     fast = FastRand3DElasticd(prob=0.3, **SETTINGS).set_random_state(7)

@@ -316,6 +316,22 @@ def test_two_processes_building_the_same_studies_build_each_once(items, tmp_path
     assert all(cache.study(item, build=False, check_files=True) is not None for item in items)
 
 
+def _open_cache(cache_dir, spacing):
+    try:
+        _cache(cache_dir, _chain(pixdim=spacing))
+    except InputDataError as error:
+        return str(error)
+    return "opened"
+
+
+def test_of_two_processes_starting_with_other_settings_on_one_folder_one_is_refused(tmp_path):
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        outcomes = pool.starmap(_open_cache, [(tmp_path / "cache", PIXDIM), (tmp_path / "cache", (12.0, 12.0, 15.0))])
+    assert sorted(outcome == "opened" for outcome in outcomes) == [False, True], outcomes
+    assert "pixdim" in next(outcome for outcome in outcomes if outcome != "opened")
+    assert [p.name for p in (tmp_path / "cache").iterdir() if p.is_file()] == ["settings.json"], "no temporary left"
+
+
 def test_two_loader_workers_build_and_read_at_once(items, tmp_path):
     cache = _cache(tmp_path / "cache")
     dataset = PreprocessedDataset(items, cache, LoadStoredd(KEYS), build_workers=2)

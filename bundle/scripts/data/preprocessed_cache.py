@@ -45,7 +45,6 @@ import numpy as np
 import torch
 from monai.transforms import Compose, MapTransform, apply_transform
 
-from scripts.atomic_io import write_json
 from scripts.data.cache_settings import describe, differences, digest
 from scripts.data.stored_volumes import StoredChannel, StoredVolume
 from scripts.errors import InputDataError
@@ -182,9 +181,7 @@ class PreprocessedCache:
         path = self.cache_dir / SETTINGS_FILE
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         if not path.is_file():
-            record = {"settings": self.settings, "digest": self.settings_digest, "monai": monai.__version__}
-            write_json(record, path)  # several processes may write the same content at once: fine
-            return
+            self._create_settings_file(path)
         try:
             stored = json.loads(path.read_text())
             stored_settings = stored["settings"]
@@ -199,6 +196,21 @@ class PreprocessedCache:
                 + ". Pass another cache_dir (e.g. --cache_dir NEW_DIR), or delete "
                 f"{self.cache_dir} to rebuild it with this run's settings",
             )
+
+    def _create_settings_file(self, path: Path) -> None:
+        """Write ``settings.json`` unless it exists (a hard link creates it atomically: the first writer wins).
+
+        A process that starts at the same time with other settings is then refused by the check that follows.
+        """
+        record = {"settings": self.settings, "digest": self.settings_digest, "monai": monai.__version__}
+        tmp = path.with_name(f".tmp-{os.getpid()}-{secrets.token_hex(4)}-{path.name}")
+        tmp.write_text(json.dumps(record, indent=4) + "\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
 
     # ------------------------------------------------------------------------------------------------ keys
     def _key(self, item: Mapping[str, Any]) -> _StudyKey:

@@ -18,7 +18,8 @@ class PreprocessedDataset(Dataset):
     On construction every item's entry is checked and the missing ones are built (``build_workers`` processes).
     An item then yields its datalist keys (``case``, ...), the image (and label) as lazy
     :class:`~scripts.data.stored_volumes.StoredVolume` objects, and the stored small arrays (class locations,
-    channel flags); the first transform reads from them, e.g. :class:`~scripts.transforms.RandCropStoredByPosNegd`.
+    channel flags). The first transform reads from them, e.g.
+    :class:`~scripts.transforms.stored_patches.RandCropStoredByPosNegd`.
 
     Args:
         data: datalist items, as for ``monai.data.Dataset``.

@@ -8,7 +8,8 @@ truncated Gaussian (3 sigma, sigma 5-8 voxels: 31-49 taps) as a depthwise 3D con
 the 160 x 192 x 128 patch. Together that made elastic deformation the largest cost of a training sample.
 
 :class:`FastRand3DElasticd` returns the data unchanged when it does not fire (MONAI's identity resampling
-reproduces it up to float rounding), and when it fires does what MONAI does, with the same random draws, except
+reproduces it up to float rounding; with a ``spatial_size`` other than the input's it resamples to that size, as
+MONAI does), and when it fires does what MONAI does, with the same random draws, except
 that the smoothing is three matrix products: the zero-padded 1D correlation along an axis of length n is a
 product with an n x n banded matrix, which gives the same field to float rounding (about 1e-6 relative) in a
 fifteenth of the time. The deformations are therefore MONAI's. The one difference: MONAI also draws a field for
@@ -63,23 +64,25 @@ class FastRand3DElasticd(Rand3DElasticd):
             return convert_to_tensor(d, track_meta=get_track_meta())
         elastic = self.rand_3d_elastic
         self.randomize(None)
-        if not self._do_transform:  # MONAI resamples through an identity grid here: the same values
+        first = d[first_key]
+        size = fall_back_tuple(elastic.spatial_size, first.shape[1:])
+        if not self._do_transform and tuple(size) == tuple(first.shape[1:]):
+            # MONAI resamples through an identity grid here, which gives back the same values
             for key in self.key_iterator(d):
                 d[key] = convert_to_tensor(d[key], track_meta=get_track_meta(), dtype=torch.float32)
             return d
-        first = d[first_key]
         if isinstance(first, MetaTensor) and first.pending_operations:
             warnings.warn(f"data['{first_key}'] has pending operations; the result may be wrong", stacklevel=2)
-        size = fall_back_tuple(elastic.spatial_size, first.shape[1:])
-        elastic.randomize(size)
         device = elastic.device
         if device is None and isinstance(first, torch.Tensor):
             device = first.device
             elastic.set_device(device)
         grid = create_grid(spatial_size=size, device=device, backend="torch")
-        offset = torch.as_tensor(elastic.rand_offset, device=device)
-        grid[:3] += smooth_field(offset, elastic.sigma) * elastic.magnitude
-        grid = elastic.rand_affine_grid(grid=grid)
+        if self._do_transform:
+            elastic.randomize(size)
+            offset = torch.as_tensor(elastic.rand_offset, device=device)
+            grid[:3] += smooth_field(offset, elastic.sigma) * elastic.magnitude
+            grid = elastic.rand_affine_grid(grid=grid)
         for key, mode, padding_mode in self.key_iterator(d, self.mode, self.padding_mode):
             d[key] = elastic.resampler(d[key], grid, mode=mode, padding_mode=padding_mode)
         return d

@@ -108,6 +108,11 @@ class RandCropStoredByPosNegd(Randomizable, MapTransform):
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         """Replace each volume in ``keys`` by its patch (a ``MetaTensor``)."""
         d = dict(data)
+        if self.fg_indices_key not in d or self.bg_indices_key not in d:
+            raise KeyError(
+                f"{type(self).__name__} needs {self.fg_indices_key!r} and {self.bg_indices_key!r} (the class "
+                f"locations a PreprocessedCache stores for labelled studies); the item has {sorted(map(str, d))}"
+            )
         fg_indices, bg_indices = d.pop(self.fg_indices_key), d.pop(self.bg_indices_key)
         label_shape = tuple(d[self.label_key].shape[1:])
         self.randomize(label_shape, fg_indices, bg_indices)
