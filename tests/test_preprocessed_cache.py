@@ -192,7 +192,10 @@ def test_a_cache_built_with_other_settings_is_refused_naming_each_setting(built)
         _cache(cache.cache_dir, other)
     message = str(raised.value)
     assert str(cache.cache_dir / "settings.json") in message
-    assert "MetaSafeSpacingd.spacing_transform.pixdim: [10.0, 10.0, 15.0] (stored) -> [12.0, 12.0, 15.0] (this run)" in message
+    assert (
+        "MetaSafeSpacingd.spacing_transform.pixdim: [10.0, 10.0, 15.0] (stored) -> [12.0, 12.0, 15.0] (this run)"
+        in message
+    )
     assert "ClipNormalized.normalization.lower: -832.1 (stored) -> -900.0 (this run)" in message
     with pytest.raises(InputDataError, match=r"class_locations\.max_samples: 10000 \(stored\) -> 500"):
         _cache(cache.cache_dir, max_samples=500)
@@ -377,8 +380,9 @@ def test_train_and_pretrain_read_from_a_cache_under_the_bundle_root_and_inferenc
         config = json.loads((bundle_root / "configs" / name).read_text())
         assert config["preprocessed_cache"]["preprocessing"] == "@preprocessing_transforms"
         assert config["preprocessed_cache"]["cache_dir"] == "@cache_dir"
-        parser = ConfigParser()
-        parser.read_config(str(bundle_root / "configs" / name))
+        parser = ConfigParser()  # pretrain.json is an overlay on train.json
+        files = ["train.json"] if name == "train.json" else ["train.json", name]
+        parser.read_config([str(bundle_root / "configs" / file) for file in files])
         parser["bundle_root"] = "/runs/b"
         assert parser.get_parsed_content("cache_dir") == f"/runs/b/preprocessed/{cache_folder}"
         datasets = [config["train"]["dataset"]] + ([config["validate"]["dataset"]] if "validate" in config else [])
