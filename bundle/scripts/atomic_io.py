@@ -19,7 +19,6 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
-
 from scripts.errors import InputDataError
 
 _STAGING_NAME = re.compile(r"^\.(?P<kind>tmp|old)-(?P<pid>\d+)-(?P<name>.+)$")

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from monai.bundle import run as run_bundle
-
 from scripts.atomic_io import write_json
 from scripts.data.inference_inputs import find_inference_items
 from scripts.data.prepare import prepare_dataset

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
 from scripts.atomic_io import write_csv, write_text
 from scripts.evaluation.autopet_metrics import summarize
 from scripts.evaluation.metrics import CASE_COLUMNS

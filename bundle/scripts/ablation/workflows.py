@@ -18,14 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from monai.bundle import ConfigWorkflow
-
-from scripts.ablation.bundle_configs import (
-    CONFIG_DIR,
-    EVALUATE_CONFIGS,
-    PRETRAIN_CONFIG,
-    TRAIN_CONFIG,
-    config_paths,
-)
+from scripts.ablation.bundle_configs import CONFIG_DIR, EVALUATE_CONFIGS, PRETRAIN_CONFIG, TRAIN_CONFIG, config_paths
 from scripts.ablation.protocol import PROTOCOL_FILE, Arm, Protocol
 from scripts.ablation.report import run_row, write_reports
 from scripts.atomic_io import write_json

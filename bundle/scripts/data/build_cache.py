@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from monai.bundle import ConfigParser
-
 from scripts.errors import InputDataError
 
 DATASET_IDS = ("train#dataset", "validate#dataset")

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from monai.data import load_decathlon_datalist
-
 from scripts.data.file_layout import (
     NNUNET_CT_SUFFIX,
     NNUNET_PET_SUFFIX,

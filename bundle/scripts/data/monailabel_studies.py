@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scripts.atomic_io import atomic_path
-from scripts.errors import InputDataError
 from scripts.data.file_layout import NIFTI_SUFFIXES, STUDIES_PET_FOLDER
 from scripts.data.studies import Study, find_nnunet_dataset, find_release_studies, is_nnunet_dataset
+from scripts.errors import InputDataError
 
 LABEL_FOLDER = Path("labels") / "final"  # LocalDatastore.datalist(): the "final" label tag
 

@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 from monai.data import MetaTensor
-
 from scripts.data.file_layout import (
     NIFTI_SUFFIXES,
     NNUNET_CT_SUFFIX,

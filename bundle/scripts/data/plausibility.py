@@ -33,7 +33,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
 from scripts.data.grids import voxel_spacing
 from scripts.errors import InputDataError
 

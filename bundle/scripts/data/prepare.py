@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 import torch
 from monai.data import MetaTensor
-
 from scripts.atomic_io import atomic_path, check_writable_folder, remove_stale_staging, save_nifti, write_json
 from scripts.data.datalists import write_datalists
 from scripts.data.grids import resample_onto_grid

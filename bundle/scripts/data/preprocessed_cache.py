@@ -44,11 +44,10 @@ import monai
 import numpy as np
 import torch
 from monai.transforms import Compose, MapTransform, apply_transform
-
 from scripts.data.cache_settings import describe, differences, digest
+from scripts.data.pet_ct_files import PET_FILENAME_KEY, pet_partner_candidates
 from scripts.data.stored_volumes import StoredChannel, StoredVolume
 from scripts.errors import InputDataError
-from scripts.data.pet_ct_files import PET_FILENAME_KEY, pet_partner_candidates
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,6 @@ from typing import Any
 
 from monai.data import Dataset
 from monai.transforms import apply_transform
-
 from scripts.data.preprocessed_cache import PreprocessedCache
 
 

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import torch
 from monai.data import MetaTensor
-
 from scripts.errors import InputDataError
 
 

@@ -25,11 +25,7 @@ from scripts.data.splits import PATIENTS_FILE, check_patient_map, patient_of_cas
 from scripts.errors import InputDataError
 
 CT_FILE, PET_FILE, LABEL_FILE = RELEASE_CT_FILE, RELEASE_PET_FILE, RELEASE_LABEL_FILE
-RELEASE_FILES = {
-    CT_FILE: "the CT resampled to the PET grid",
-    PET_FILE: "the PET in SUV",
-    LABEL_FILE: "the lesion mask",
-}
+RELEASE_FILES = {CT_FILE: "the CT resampled to the PET grid", PET_FILE: "the PET in SUV", LABEL_FILE: "the lesion mask"}
 # Also in TCIA-derived study folders, but not substitutes for the files above: never suggest them as such.
 OTHER_RELEASE_FILES = frozenset({"CT.nii.gz", "PET.nii.gz"})
 NNUNET_MARKERS = ("dataset.json", "imagesTr", "labelsTr")

@@ -11,7 +11,6 @@ from functools import partial
 from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
-
 from scripts.data.grids import grid_difference, same_grid, voxel_spacing
 from scripts.data.plausibility import IntensitySummary, check_pet_ct, check_spacing
 from scripts.data.studies import Study

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from scripts.data.grids import grid_difference, same_grid, voxel_spacing
 from scripts.data.pet_ct_files import find_pet_partner
 from scripts.data.plausibility import check_spacing

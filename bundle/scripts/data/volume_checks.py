@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 
 import numpy as np
-
 from scripts.errors import InputDataError
 
 PathLike = str | os.PathLike

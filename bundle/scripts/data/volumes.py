@@ -16,7 +16,6 @@ import nibabel as nib
 import numpy as np
 from monai.data import MetaTensor
 from monai.transforms import LoadImage
-
 from scripts.errors import InputDataError
 
 PathLike = str | os.PathLike

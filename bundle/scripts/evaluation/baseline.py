@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
-
 from scripts.atomic_io import save_nifti
 from scripts.data.file_layout import NNUNET_PET_SUFFIX
 from scripts.data.volume_checks import check_image

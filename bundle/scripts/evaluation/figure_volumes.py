@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 from scipy import ndimage
-
 from scripts.data.grids import resample_onto_grid, same_grid
 from scripts.data.volume_checks import check_image, check_label
 from scripts.data.volumes import read_volume

@@ -32,7 +32,6 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-
 from scripts.atomic_io import atomic_path
 from scripts.data.inference_inputs import ct_and_pet_paths, find_inference_items, study_name
 from scripts.errors import InputDataError, say

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from scripts.data.file_layout import NIFTI_SUFFIXES, strip_nifti_suffix
 from scripts.data.grids import grid_difference, same_grid
 from scripts.data.volume_checks import spatial_shape

@@ -28,7 +28,6 @@ import torch
 from monai.data import MetaTensor
 from monai.handlers import IgniteMetricHandler
 from monai.metrics import CumulativeIterationMetric
-
 from scripts.evaluation.autopet_metrics import (
     affine_voxel_volume_ml,
     dice_score,

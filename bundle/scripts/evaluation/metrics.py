@@ -24,10 +24,7 @@ from typing import Any
 
 from scripts.atomic_io import write_csv, write_json
 from scripts.errors import InputDataError, say
-from scripts.evaluation.autopet_metrics import (
-    case_prefix,
-    summarize,
-)
+from scripts.evaluation.autopet_metrics import case_prefix, summarize
 from scripts.evaluation.mask_scoring import (
     match_cases,
     read_groups,

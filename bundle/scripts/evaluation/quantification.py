@@ -28,7 +28,6 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 from scipy import ndimage
-
 from scripts.atomic_io import write_csv, write_json
 from scripts.data.grids import grid_difference, inside_field_of_view, resample_onto_grid, same_grid, voxel_spacing
 from scripts.data.inference_inputs import ct_and_pet_paths, study_name

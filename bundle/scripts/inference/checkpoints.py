@@ -21,7 +21,6 @@ from typing import Any
 import torch
 from ignite.engine import Engine
 from monai.handlers import CheckpointLoader
-
 from scripts.errors import InputDataError
 
 STATE_DICT_KEYS = ("model", "network", "state_dict", "net")

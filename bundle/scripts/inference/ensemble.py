@@ -19,10 +19,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-from torch import nn
-
 from scripts.errors import InputDataError
 from scripts.inference.checkpoints import DDP_PREFIX, read_state_dict
+from torch import nn
 
 __all__ = ["FoldEnsemble", "first_output", "load_fold_ensemble"]
 

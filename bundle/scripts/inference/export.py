@@ -19,7 +19,6 @@ from pathlib import Path
 
 import torch
 from monai.bundle import ConfigParser
-
 from scripts.atomic_io import atomic_path
 from scripts.errors import say
 from scripts.inference.checkpoints import read_state_dict

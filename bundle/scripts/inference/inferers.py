@@ -24,10 +24,9 @@ from typing import Any
 
 import torch
 from monai.inferers import Inferer, sliding_window_inference
-from torch import nn
-
 from scripts.errors import InputDataError
 from scripts.inference.ensemble import FoldEnsemble, first_output
+from torch import nn
 
 __all__ = [
     "FlipTTASlidingWindowInferer",

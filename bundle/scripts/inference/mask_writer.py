@@ -13,7 +13,6 @@ from typing import Any
 
 from monai.config import PathLike
 from monai.data import NibabelWriter
-
 from scripts.atomic_io import atomic_path
 
 logger = logging.getLogger(__name__)

@@ -26,7 +26,6 @@ from typing import Any
 
 from ignite.engine import Engine
 from monai.data import Dataset
-
 from scripts.atomic_io import check_writable_folder, remove_stale_staging
 from scripts.data.inference_inputs import find_inference_items, study_name
 from scripts.data.study_headers import check_item_headers

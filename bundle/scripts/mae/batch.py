@@ -9,7 +9,6 @@ from typing import Any
 import torch
 from monai.data import MetaTensor
 from monai.engines.utils import PrepareBatch
-
 from scripts.mae.keys import MASK_KEY, TARGET_KEY, VALID_KEY
 
 

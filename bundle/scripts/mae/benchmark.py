@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable, Sequence
 
 import torch
-
 from scripts.mae.batch import MAEPrepareBatch
 from scripts.mae.loss import MaskedReconstructionLoss
 from scripts.mae.masking import RandBlockMaskd

@@ -18,13 +18,12 @@ from typing import Any
 
 import torch
 from ignite.engine import Engine, Events
-from torch import nn
-
 from scripts.atomic_io import atomic_path
 from scripts.errors import InputDataError
 from scripts.inference.checkpoints import DDP_PREFIX, STATE_DICT_KEYS, candidate_state_dicts, load_checkpoint_file
 from scripts.mae.keys import unwrap_parallel
 from scripts.mae.model import encoder_summary
+from torch import nn
 
 ENCODER_CHECKPOINT_FORMAT = "petct-bixlstm-mae-encoder/1"
 PARALLEL_PREFIX = DDP_PREFIX

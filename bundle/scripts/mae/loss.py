@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
-from torch import nn
-
 from scripts.mae.keys import MASK_KEY, TARGET_KEY, VALID_KEY
+from torch import nn
 
 
 class MaskedReconstructionLoss(nn.Module):
@@ -37,11 +36,7 @@ class MaskedReconstructionLoss(nn.Module):
         self.visible_weight = float(visible_weight)
 
     def per_channel(
-        self,
-        pred: torch.Tensor,
-        target: torch.Tensor,
-        mask: torch.Tensor,
-        channel_valid: torch.Tensor | None = None,
+        self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, channel_valid: torch.Tensor | None = None
     ) -> torch.Tensor:
         """The loss of each channel, shape [C]; NaN for a channel without any weighted voxel in the batch."""
         weights = self._weights(pred, target, mask, channel_valid)

@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, Randomizable
-
 from scripts.mae.keys import MASK_KEY, TARGET_KEY, VALID_KEY
 
 DEFAULT_BLOCK_SIZE = 16

@@ -8,10 +8,9 @@ from typing import Any
 
 import torch
 from monai.data import MetaTensor
-from torch import nn
-
 from scripts.networks import BiXLSTMResUNet, ResidualEncoder, UNetDecoder
 from scripts.networks.blocks import ConvNormAct, he_init_, make_upsampler
+from torch import nn
 
 DECODER_KINDS = ("unet", "light")
 IGNORED_NETWORK_KEYWORDS = ("out_channels", "deep_supervision")  # the reconstruction head fixes both

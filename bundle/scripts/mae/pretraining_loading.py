@@ -14,7 +14,6 @@ import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
-
 from scripts.data.pet_ct_files import squeeze_trailing
 from scripts.data.plausibility import check_ct_plausibility
 from scripts.data.volume_checks import check_affine, check_image

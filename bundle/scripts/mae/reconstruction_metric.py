@@ -9,7 +9,6 @@ from typing import Any
 import torch
 from ignite.metrics import Loss
 from monai.utils import CommonKeys
-
 from scripts.mae.keys import TARGET_KEY
 from scripts.mae.loss import MaskedReconstructionLoss
 

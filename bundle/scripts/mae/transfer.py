@@ -12,12 +12,11 @@ from typing import Any
 
 import torch
 from ignite.engine import Engine, Events
-from torch import nn
-
 from scripts.errors import InputDataError
 from scripts.mae.encoder_checkpoint import read_encoder_tensors
 from scripts.mae.keys import unwrap_parallel
 from scripts.mae.model import encoder_summary
+from torch import nn
 
 logger = logging.getLogger(__name__)
 

@@ -8,9 +8,8 @@ from typing import Any
 
 import torch
 from ignite.engine import Engine, Events
-from torch import nn
-
 from scripts.mae.keys import unwrap_parallel
+from torch import nn
 
 WARMUP_MODES = ("freeze", "lr_scale")
 ENCODER_GROUP, REST_GROUP = "encoder", "rest"

@@ -11,12 +11,11 @@ from __future__ import annotations
 import enum
 
 import torch
+from scripts.networks.mlstm_kernel import MLSTMSequenceKernel
+from scripts.networks.options import positive_int
 from torch import nn
 from xlstm import mLSTMBlock, mLSTMBlockConfig, mLSTMLayerConfig
 from xlstm.components.ln import LayerNorm
-
-from scripts.networks.mlstm_kernel import MLSTMSequenceKernel
-from scripts.networks.options import positive_int
 
 
 class TokenOrder(str, enum.Enum):

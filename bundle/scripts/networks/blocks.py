@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
-
 from scripts.networks.options import ActSpec, NormSpec, make_act, make_norm
+from torch import nn
 
 
 def he_init_(module: nn.Module, negative_slope: float) -> None:

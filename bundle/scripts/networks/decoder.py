@@ -6,11 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import nn
-
 from scripts.networks.blocks import ResidualStage, he_init_, make_upsampler
 from scripts.networks.encoder import ResidualEncoder
 from scripts.networks.options import per_stage, positive_int
+from torch import nn
 
 
 class UNetDecoder(nn.Module):

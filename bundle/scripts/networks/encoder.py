@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import nn
-
 from scripts.networks.bixlstm import BiXLSTM3d
 from scripts.networks.blocks import ConvNormAct, ResidualStage
 from scripts.networks.options import (
@@ -19,6 +17,7 @@ from scripts.networks.options import (
     positive_int,
     spatial_triple,
 )
+from torch import nn
 
 
 class ResidualEncoder(nn.Module):

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F  # noqa: N812
-from xlstm.blocks.mlstm.backends import chunkwise_simple, parallel_stabilized_simple
-
 from scripts.networks.options import positive_int
+from xlstm.blocks.mlstm.backends import chunkwise_simple, parallel_stabilized_simple
 
 # Gate pre-activations of the padding tokens: input gate ~closed (exp(-30)), forget gate ~open (sigmoid(30)).
 # Padding sits after the real tokens, so by causality it cannot change them; these values also keep it out

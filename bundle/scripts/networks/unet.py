@@ -7,11 +7,10 @@ from collections.abc import Sequence
 
 import torch
 from monai.data import MetaTensor
-from torch import nn
-
 from scripts.networks.decoder import UNetDecoder
 from scripts.networks.encoder import ResidualEncoder
 from scripts.networks.options import ActSpec, NormSpec
+from torch import nn
 
 PAPER_FEATURES = (32, 64, 128, 256, 320, 320)
 PAPER_STRIDES = (1, 2, 2, 2, 2, 2)

@@ -13,7 +13,6 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-
 from scripts.synthetic import body, organs, skeleton
 from scripts.synthetic.fields import SmoothField
 from scripts.synthetic.frame import BodyFrame, procedural_frame

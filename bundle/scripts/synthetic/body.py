@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import ndtri
-
 from scripts.synthetic.fields import SmoothField
 from scripts.synthetic.frame import (
     SPINE_U,

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
 from scripts.atomic_io import atomic_path, save_nifti, write_json
 from scripts.synthetic.anatomy import Anatomy, build_anatomy, sample_patient_traits, sample_study_state
 from scripts.synthetic.fields import SmoothField

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
-
 from scripts.synthetic.grid import Grid
 
 

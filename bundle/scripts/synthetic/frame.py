@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from scripts.synthetic.grid import Grid
 
 # Torso outline of the standard adult, from the neck to the crotch: depth below the vertex (mm), lean

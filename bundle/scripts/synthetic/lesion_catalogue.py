@@ -82,9 +82,7 @@ SITES: dict[str, Site] = {
     "cervical": Site(NODE_TISSUES, ((220.0, 35.0, 10.0), (250.0, 40.0, 5.0), (282.0, 45.0, 0.0), (300.0, 62.0, 10.0))),
     "axillary": Site(NODE_TISSUES, ((355.0, 132.0, -5.0), (395.0, 126.0, 0.0)), spread_mm=15.0),
     "mediastinal": Site(
-        NODE_TISSUES,
-        ((352.0, 10.0, 22.0), (392.0, 14.0, 2.0), (402.0, 0.0, -14.0), (412.0, 38.0, 0.0)),
-        spread_mm=10.0,
+        NODE_TISSUES, ((352.0, 10.0, 22.0), (392.0, 14.0, 2.0), (402.0, 0.0, -14.0), (412.0, 38.0, 0.0)), spread_mm=10.0
     ),
     "paraaortic": Site(
         NODE_TISSUES,

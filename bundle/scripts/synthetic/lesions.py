@@ -15,16 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
-
 from scripts.synthetic.anatomy import Anatomy
-from scripts.synthetic.shapes import Canvas, ellipsoid, random_lumps, random_rotation
-from scripts.synthetic.tissues import Tissue
-from scripts.synthetic.uptake import TracerProfile
-
 from scripts.synthetic.lesion_catalogue import (  # noqa: F401 (re-exported: the catalogue's names)
     BURDEN,
-    LesionBurden,
-    Site,
     FAINT_CONTRAST,
     MAX_DIAMETER_MM,
     MAX_PEAK_SUV,
@@ -32,9 +25,14 @@ from scripts.synthetic.lesion_catalogue import (  # noqa: F401 (re-exported: the
     MIN_DIAMETER_MM,
     NODE_TISSUES,
     SCLEROTIC_SHARE,
-    SITES,
     SITE_WEIGHTS,
+    SITES,
+    LesionBurden,
+    Site,
 )
+from scripts.synthetic.shapes import Canvas, ellipsoid, random_lumps, random_rotation
+from scripts.synthetic.tissues import Tissue
+from scripts.synthetic.uptake import TracerProfile
 
 
 @dataclass(frozen=True)

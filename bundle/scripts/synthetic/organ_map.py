@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
-
 from scripts.data.volume_checks import check_affine, spatial_shape
 from scripts.data.volumes import read_volume
 from scripts.errors import InputDataError

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from scripts.synthetic.frame import BodyFrame
 from scripts.synthetic.shapes import Canvas, ellipsoid, pieces_of, tube
 from scripts.synthetic.tissues import Tissue

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
-
 from scripts.synthetic.fields import SmoothField, interpolate_axis
 from scripts.synthetic.grid import Grid
 from scripts.synthetic.tissues import HU_CONTRAST, HU_NATIVE, HU_SUBJECT_SD, HU_TEXTURE, lookup

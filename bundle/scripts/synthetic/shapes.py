@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 
 import numpy as np
-
 from scripts.synthetic.grid import Grid
 
 Box = tuple[slice, slice, slice]

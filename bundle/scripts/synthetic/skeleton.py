@@ -7,7 +7,6 @@ Every bone is cortical bone around a cancellous (marrow) core, the site of bone 
 from __future__ import annotations
 
 import numpy as np
-
 from scripts.synthetic.body import SLAB, TorsoProfile, arm_path
 from scripts.synthetic.frame import SPINE_RADIUS, SPINE_U, SPINE_Y, BodyFrame
 from scripts.synthetic.shapes import Canvas, ellipsoid, pieces_of, rotation_about_si, tube

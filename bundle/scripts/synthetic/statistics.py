@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
-
 from scripts.synthetic.lesions import LesionSpec
 
 CONNECTIVITY_18 = ndimage.generate_binary_structure(3, 2)
@@ -48,10 +47,7 @@ def label_components(seg: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def lesion_statistics(
-    seg: np.ndarray,
-    suv: np.ndarray,
-    spacing: Sequence[float],
-    lesions: Sequence[LesionSpec] = (),
+    seg: np.ndarray, suv: np.ndarray, spacing: Sequence[float], lesions: Sequence[LesionSpec] = ()
 ) -> list[LesionStats]:
     """Statistics of every labelled lesion of one study; ``seg`` and ``suv`` share one grid (LAS or not).
 

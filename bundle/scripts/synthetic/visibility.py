@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
-
 from scripts.synthetic.lesions import PaintedLesion
 
 MIN_LABEL_VOXELS = 3

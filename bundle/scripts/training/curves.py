@@ -18,7 +18,6 @@ import torch
 from ignite.engine import Engine, Events
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-
 from scripts.atomic_io import atomic_path, write_json
 
 CURVES_PNG = "training_curves.png"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import torch
 from monai.engines import SupervisedTrainer
 from monai.engines.utils import IterationEvents
-
 from scripts.training.non_finite import NonFiniteTrainingError, training_position
 
 GRAD_NORM_KEY = "grad_norm"

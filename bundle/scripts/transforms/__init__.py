@@ -9,13 +9,7 @@
 and ``Invertd(keys="pred", transform=<that Compose>, orig_keys="image")`` puts a prediction back on the CT grid.
 """
 
-from scripts.data.pet_ct_files import (
-    CHANNEL_NAMES,
-    CT_CHANNEL,
-    PET_CHANNEL,
-    find_pet_partner,
-    pet_partner_candidates,
-)
+from scripts.data.pet_ct_files import CHANNEL_NAMES, CT_CHANNEL, PET_CHANNEL, find_pet_partner, pet_partner_candidates
 from scripts.transforms.body_crop import BODY_MARGIN_VOXELS, BODY_THRESHOLD_HU, AboveThreshold, CropBodyd
 from scripts.transforms.intensity import DEFAULT_NORMALIZATION, ClipNormalization, ClipNormalized
 from scripts.transforms.pet_ct_loading import PET_FILENAME_KEY, LoadPetCt, LoadPetCtd, load_label

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 import torch
 from monai.config import KeysCollection
 from monai.transforms import CropForegroundd
-
 from scripts.data.pet_ct_files import CT_CHANNEL
 
 # CT value above which a voxel counts as body (soft tissue, bone, the table); air and lung lie below.

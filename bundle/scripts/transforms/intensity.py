@@ -11,7 +11,6 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
-
 from scripts.data.pet_ct_files import CT_CHANNEL, PET_CHANNEL
 
 

@@ -17,15 +17,8 @@ import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
-
 from scripts.data.grids import GRID_TOLERANCE_VOXELS, resample_onto_grid, same_grid, voxel_spacing
-from scripts.data.pet_ct_files import (
-    PET_FILENAME_KEY,
-    CHANNEL_NAMES,
-    PathLike,
-    find_pet_partner,
-    squeeze_trailing,
-)
+from scripts.data.pet_ct_files import CHANNEL_NAMES, PET_FILENAME_KEY, PathLike, find_pet_partner, squeeze_trailing
 from scripts.data.plausibility import check_study_plausibility
 from scripts.data.volume_checks import check_affine, check_image, check_label, check_overlap
 from scripts.data.volumes import read_meta_volume

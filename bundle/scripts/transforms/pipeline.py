@@ -9,7 +9,6 @@ its own working directory), so they share this code instead of a JSON file.
 from collections.abc import Sequence
 
 from monai.transforms import EnsureTyped, MapTransform, Orientationd
-
 from scripts.data.pet_ct_files import CT_CHANNEL, PET_CHANNEL
 from scripts.transforms.body_crop import BODY_THRESHOLD_HU, CropBodyd
 from scripts.transforms.intensity import DEFAULT_NORMALIZATION, ClipNormalized
