@@ -264,25 +264,28 @@ def test_prepare_names_the_study_fault_and_writes_nothing(fault, release, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"], "no dataset and no staging folder"
 
 
-@pytest.fixture(scope="module")
-def training_chain(bundle_root):
-    """The training preprocessing chain (deterministic + random transforms) as train.json builds it."""
+def _stored_then_augmented(bundle_root, config_names, cache_dir):
+    """What a training run does with one item: build its preprocessed-cache entry, then the random transforms."""
     from monai.bundle import ConfigParser
 
     parser = ConfigParser()
-    parser.read_config(str(bundle_root / "configs" / "train.json"))
-    parser.update(TINY)
-    return parser.get_parsed_content("train#preprocessing")
+    parser.read_config([str(bundle_root / "configs" / name) for name in config_names])
+    parser.update({**TINY, "cache_dir": str(cache_dir)})
+    cache = parser.get_parsed_content("preprocessed_cache")
+    augment = parser.get_parsed_content("train#preprocessing")
+    return lambda item: augment(cache.sample(item))
 
 
 @pytest.fixture(scope="module")
-def pretraining_chain(bundle_root):
-    from monai.bundle import ConfigParser
+def training_chain(bundle_root, tmp_path_factory):
+    """The training data path as train.json builds it (preprocessed cache, then the random transforms)."""
+    return _stored_then_augmented(bundle_root, ["train.json"], tmp_path_factory.mktemp("train_cache"))
 
-    parser = ConfigParser()
-    parser.read_config([str(bundle_root / "configs" / name) for name in ("train.json", "pretrain.json")])
-    parser.update(TINY)
-    return parser.get_parsed_content("train#preprocessing")
+
+@pytest.fixture(scope="module")
+def pretraining_chain(bundle_root, tmp_path_factory):
+    names = ["train.json", "pretrain.json"]
+    return _stored_then_augmented(bundle_root, names, tmp_path_factory.mktemp("pretrain_cache"))
 
 
 def _faulty_copy(good_study: StudyFiles, fault: Fault, folder: Path) -> StudyFiles:
