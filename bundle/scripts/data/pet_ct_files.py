@@ -27,6 +27,9 @@ CHANNEL_NAMES = ("CT", "PET")
 # Meta key under which the loader records the PET file (``filename_or_obj`` stays the CT file).
 PET_FILENAME_KEY = "pet_filename_or_obj"
 
+# Datalist key that names a study's PET file apart from its CT (pretraining); ``null`` marks a CT-only study.
+PET_KEY = "pet"
+
 AUTOPET_CT_NAME, AUTOPET_PET_NAME = strip_nifti_suffix(RELEASE_CT_FILE), strip_nifti_suffix(RELEASE_PET_FILE)
 
 PathLike = str | os.PathLike

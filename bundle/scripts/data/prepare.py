@@ -27,7 +27,7 @@ from monai.data import MetaTensor
 from scripts.atomic_io import atomic_path, check_writable_folder, remove_stale_staging, save_nifti, write_json
 from scripts.data.datalists import write_datalists
 from scripts.data.grids import resample_onto_grid
-from scripts.data.prepared_dataset import PreparedDataset, count_of
+from scripts.data.preparation_outcome import PreparedDataset, count_of
 from scripts.data.splits import (
     DEFAULT_FOLDS,
     PATIENTS_FILE,

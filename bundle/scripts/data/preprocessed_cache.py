@@ -29,7 +29,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import secrets
 import shutil
 import socket
@@ -44,8 +43,10 @@ import monai
 import numpy as np
 import torch
 from monai.transforms import Compose, MapTransform, apply_transform
+from scripts.atomic_io import staging_path
 from scripts.data.cache_settings import describe, differences, digest
-from scripts.data.pet_ct_files import PET_FILENAME_KEY, pet_partner_candidates
+from scripts.data.file_layout import NNUNET_CT_SUFFIX, safe_name, strip_nifti_suffix
+from scripts.data.pet_ct_files import PET_FILENAME_KEY, PET_KEY, pet_partner_candidates
 from scripts.data.stored_volumes import StoredChannel, StoredVolume
 from scripts.errors import InputDataError
 
@@ -56,10 +57,7 @@ SETTINGS_FILE = "settings.json"
 ENTRY_FILE = "entry.json"
 LOCK_DIR = ".locks"
 BUILD_DIR = ".building"
-PET_KEY = "pet"  # the pretraining datalists' separate PET entry (scripts.mae.keys.PET_KEY)
 _KEPT_META = ("filename_or_obj", PET_FILENAME_KEY)
-_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
-_NIFTI_SUFFIX = re.compile(r"(_0000)?\.nii(\.gz)?$")
 
 
 @dataclass(frozen=True)
@@ -93,6 +91,12 @@ class _StudyKey:
     name: str
     image_sources: tuple[str, ...]
     label_source: str | None
+
+
+def _study_name(ct_path: str) -> str:
+    """``case_0000.nii.gz`` -> ``case``: the CT file name without its NIfTI suffix and nnU-Net CT channel."""
+    name = strip_nifti_suffix(Path(ct_path).name)
+    return name[: -len(NNUNET_CT_SUFFIX)] if name.endswith(NNUNET_CT_SUFFIX) else name
 
 
 def _file_record(path: str) -> dict[str, Any] | None:
@@ -202,7 +206,7 @@ class PreprocessedCache:
         A process that starts at the same time with other settings is then refused by the check that follows.
         """
         record = {"settings": self.settings, "digest": self.settings_digest, "monai": monai.__version__}
-        tmp = path.with_name(f".tmp-{os.getpid()}-{secrets.token_hex(4)}-{path.name}")
+        tmp = staging_path(path)
         tmp.write_text(json.dumps(record, indent=4) + "\n")
         try:
             os.link(tmp, path)
@@ -225,8 +229,8 @@ class PreprocessedCache:
             partner = next((str(p) for p in pet_partner_candidates(image) if p.is_file()), None)
             sources += [partner] if partner else []
         label = item.get(self.label_key) if self.label_key else None
-        name = str(item.get("case") or _NIFTI_SUFFIX.sub("", Path(sources[0]).name))
-        clean = _NAME_CHARACTERS.sub("_", name).strip("._")[:80] or "study"
+        name = str(item.get("case") or _study_name(sources[0]))
+        clean = safe_name(name)[:80]
         token = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
         label_source = os.path.abspath(label) if _is_path(label) else None
         return _StudyKey(f"{clean}-{token}", f"{name} ({sources[0]})", tuple(sources), label_source)

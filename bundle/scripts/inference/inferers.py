@@ -231,15 +231,15 @@ def check_finite_prediction(prediction: torch.Tensor, inputs: torch.Tensor) -> N
     finite = torch.isfinite(prediction).flatten(1).all(dim=1)
     if bool(finite.all()):
         return
+    index = int(torch.nonzero(~finite)[0])  # the first study of the batch with a non-finite prediction
     names = getattr(inputs, "meta", {}).get("filename_or_obj", None)
-    for index in torch.nonzero(~finite).flatten().tolist():
-        name = names[index] if isinstance(names, (list, tuple)) else names
-        bad = int((~torch.isfinite(prediction[index])).sum())
-        raise InputDataError(
-            name or f"input {index} of the batch (no file name)",
-            f"the network predicted NaN/Inf for {bad} of {prediction[index].numel()} output values; no mask is made "
-            "from it. The model weights are probably broken (a diverged training): check the checkpoint.",
-        )
+    name = names[index] if isinstance(names, (list, tuple)) else names
+    bad = int((~torch.isfinite(prediction[index])).sum())
+    raise InputDataError(
+        name or f"input {index} of the batch (no file name)",
+        f"the network predicted NaN/Inf for {bad} of {prediction[index].numel()} output values; no mask is made "
+        "from it. The model weights are probably broken (a diverged training): check the checkpoint.",
+    )
 
 
 def stitch_device(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from scripts.data.pet_ct_files import PET_KEY  # noqa: F401 (the datalist key, re-exported for mae)
 from torch import nn
 
 # Data key (and key of the loss's target dictionary) of the clean, unmasked image.
@@ -11,8 +12,6 @@ TARGET_KEY = "target"
 MASK_KEY = "mask"
 # Data key of the per-channel validity flags [C]: 1 for a modality the study has, 0 for a missing one.
 VALID_KEY = "channel_valid"
-# Datalist key that names a study's PET file; ``null`` marks a CT-only study.
-PET_KEY = "pet"
 
 
 def unwrap_parallel(module: nn.Module) -> nn.Module:
