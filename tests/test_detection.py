@@ -5,7 +5,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from scripts.errors import InputDataError
 from scripts.detection import (
     StudyDetection,
     detect_files,
@@ -13,6 +12,7 @@ from scripts.detection import (
     study_detection,
     volume_bin,
 )
+from scripts.errors import InputDataError
 
 
 def _masks():

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 import shutil
 import time
 from pathlib import Path
@@ -25,8 +26,8 @@ from monai.bundle import run as run_bundle
 
 from scripts.atomic_io import write_json
 from scripts.baseline import segment_folder
-from scripts.evaluation import prediction_pairs, score_predictions
 from scripts.detection import BIN_NAMES, detect_files, detection_summary
+from scripts.evaluation import prediction_pairs, score_predictions
 from scripts.inference_inputs import find_inference_items
 from scripts.metrics import format_table
 from scripts.prepare import prepare_dataset
@@ -69,8 +70,8 @@ class Demo:
     def workflow(self, config_files: list[str], overrides: dict[str, Any]) -> None:
         """Run a bundle workflow in this process, exactly as ``python -m monai.bundle run`` does."""
         files = [str(CONFIGS / name) for name in config_files]
-        flags = " ".join(f"--{key} '{json.dumps(value)}'" for key, value in overrides.items())
-        self.command(f'cd {BUNDLE_ROOT} && python -m monai.bundle run --config_file "{files}" {flags}')
+        flags = " ".join(f"--{key} {shlex.quote(_flag(value))}" for key, value in overrides.items())
+        self.command(f"cd {BUNDLE_ROOT} && python -m monai.bundle run --config_file {shlex.quote(str(files))} {flags}")
         run_bundle(config_file=files, **overrides)
 
     def evaluate(self, name: str, checkpoint: Path, test_set: Path, output_dir: Path) -> dict[str, Any]:
@@ -90,6 +91,11 @@ class Demo:
         """Lesion-wise detection of the masks in ``pred_dir``."""
         items = find_inference_items(test_set / "datalist_all.json", datalist_key="training")
         return {"detection": detection_summary(list(detect_files(prediction_pairs(items, pred_dir)).values()))}
+
+
+def _flag(value: Any) -> str:
+    """A ``monai.bundle run`` flag value: strings as they are, everything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _mean(metrics: dict[str, Any], column: str) -> float:
@@ -135,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-studies", type=int, default=24)
     parser.add_argument("--test-studies", type=int, default=12)
     parser.add_argument("--test-negative-share", type=float, default=1 / 3)
-    parser.add_argument("--train-epochs", type=int, default=8, help="epochs of the from-scratch training")
+    parser.add_argument("--train-epochs", type=int, default=24, help="epochs of the from-scratch training")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--model", type=Path, default=SHIPPED_MODEL, help="the shipped synthetic-trained weights")
     args = parser.parse_args(argv)
