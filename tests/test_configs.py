@@ -207,3 +207,28 @@ def test_ddp_runs_no_collective_in_forward(bundle_root, overlay):
         parser.update({"xlstm": variant, "features": [4, 8, 8, 8], "strides": [1, 2, 2, 2]})
         buffers = dict(parser.get_parsed_content("network_def").named_buffers())
         assert buffers and all(name.endswith("causal_mask") for name in buffers)
+
+
+def test_deep_supervision_weights_follow_nnunet(bundle_root):
+    """Lowest-resolution output weighs 0, the rest 1, 1/2, 1/4, ... normalised to sum 1 (one per decoder output)."""
+    for names, levels in ((("train.json",), 5), (("train.json", "adamw.json", "demo.json"), 4)):
+        weights = parse(bundle_root, *names).get_parsed_content("loss").weights
+        assert len(weights) == levels, names
+        assert weights[-1] == 0.0 and sum(weights) == pytest.approx(1.0)
+        assert all(a == pytest.approx(2 * b) for a, b in zip(weights[:-2], weights[1:-1], strict=True))
+
+
+def test_demo_overlay_is_one_recipe_for_training_and_inference(bundle_root):
+    train = parse(bundle_root, "train.json", "adamw.json", "demo.json")
+    infer = parse(bundle_root, "inference.json", "demo.json")
+    demo = raw(bundle_root, "demo.json")
+    for key in ("pixdim", "features", "strides", "xlstm", "tta_axes", "sw_overlap"):
+        assert train.get(key) == infer.get(key) == demo[key], key
+    # Training crops roi_size patches; both inferers (validation and inference) slide inferer#roi_size windows.
+    assert train.get("roi_size") == demo["roi_size"] != demo["inferer#roi_size"]
+    assert train.get("inferer#roi_size") == infer.get("inferer#roi_size") == demo["inferer#roi_size"]
+    network = infer.get_parsed_content("network_def")
+    assert sum(p.numel() for p in network.parameters()) < 2.5e6  # the shipped weights stay a few MB in float16
+    with torch.no_grad():
+        out = network.eval()(torch.zeros(1, 2, *demo["inferer#roi_size"]))
+    assert out.shape == (1, 2, *demo["inferer#roi_size"])

@@ -1,64 +1,137 @@
 # Copyright (c) 2026 the petct-bixlstm-bundle authors. Licensed under the Apache License, Version 2.0.
-"""The end-to-end demo on synthetic PET/CT, small enough for a 2-core CPU in about 10 minutes.
+"""The end-to-end demo on synthetic PET/CT, for a 2-core CPU in under 15 minutes.
 
-synthetic cohort (autoPET layout) -> nnU-Net layout with patient-grouped folds -> train a small BiXLSTM-ResNet
-UNet on fold 0 -> infer held-out synthetic studies with flip TTA -> autoPET metrics, beside a fixed
-SUV-threshold baseline. Every stage is the real workflow (the bundle configs through ``monai.bundle``) at
-small sizes; the equivalent shell commands are printed as it goes.
+synthetic FDG cohorts on the demo grid -> nnU-Net layout with patient-grouped folds -> the shipped synthetic-trained
+model (``models/demo_synthetic.pt``) on held-out test studies -> a model trained here from scratch for a few minutes
+with the same recipe -> both scored with the autoPET metrics and lesion-wise detection, beside a fixed SUV >= 4
+threshold. Every model stage is the real workflow: ``monai.bundle run`` with ``train.json`` + ``adamw.json`` +
+``demo.json`` (training) and ``inference.json`` + ``evaluate.json`` + ``demo.json`` (inference); the commands are
+printed as they run and, with every printed number, written to ``<work>/demo_summary.json``.
 
-    cd bundle && python -m scripts.demo --work ../demo_work [--train-minutes 5]
+    cd bundle && python -m scripts.demo --work ../demo_work
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import shlex
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from monai.bundle import run as run_bundle
+
 from scripts.atomic_io import write_json
 from scripts.data.inference_inputs import find_inference_items
 from scripts.data.prepare import prepare_dataset
 from scripts.evaluation.baseline import segment_folder
+from scripts.evaluation.lesion_detection import BIN_NAMES, detect_files, detection_summary
 from scripts.evaluation.metrics import format_table
-from scripts.evaluation.prediction_scoring import score_predictions
+from scripts.evaluation.prediction_scoring import prediction_pairs, score_predictions
 from scripts.synthetic import generate_cohort
+from scripts.training.synthetic_model import demo_shape, demo_spacing
+from scripts.training.tensorboard_curves import read_curves
 
 BUNDLE_ROOT = Path(__file__).resolve().parents[1]
-
-# Small-CPU settings, passed to the bundle configs as overrides (the paper's are the configs' defaults).
-SHAPE = (100, 100, 128)
-SPACING = (5.0, 5.0, 7.5)
-SMALL_MODEL = {
-    "pixdim": list(SPACING),
-    "roi_size": [32, 32, 32],
-    "features": [16, 32, 64, 128],
-    "strides": [1, 2, 2, 2],
-    "xlstm": "bot",
-    "sw_overlap": 0.25,
-}
+CONFIGS = BUNDLE_ROOT / "configs"
+SHIPPED_MODEL = BUNDLE_ROOT / "models" / "demo_synthetic.pt"
+TRAIN_CONFIGS = ["train.json", "adamw.json", "demo.json"]
+EVALUATE_CONFIGS = ["inference.json", "evaluate.json", "demo.json"]
+BASELINE = "SUV >= 4 threshold"
 
 
-def overrides_text(overrides: dict[str, Any]) -> str:
-    """The overrides as ``monai.bundle run`` command-line flags."""
-    return " ".join(f"--{key} '{json.dumps(value)}'" for key, value in overrides.items())
+class Demo:
+    """Runs the stages, prints as it goes and records every command and number for ``demo_summary.json``."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.started = time.perf_counter()
+        self.summary: dict[str, Any] = {"commands": [], "stages": [], "results": {}}
+
+    def stage(self, title: str) -> float:
+        """Print a stage banner; return its start time."""
+        print(f"\n=== {title} ===", flush=True)
+        return time.perf_counter()
+
+    def done(self, title: str, start: float) -> None:
+        """Print and record a stage's wall time."""
+        seconds = time.perf_counter() - start
+        self.summary["stages"].append({"stage": title, "seconds": round(seconds, 1)})
+        print(f"({seconds:.0f} s)", flush=True)
+
+    def command(self, text: str) -> None:
+        """Print and record an equivalent shell command."""
+        print(text, flush=True)
+        self.summary["commands"].append(text)
+
+    def workflow(self, config_files: list[str], overrides: dict[str, Any]) -> None:
+        """Run a bundle workflow in this process, exactly as ``python -m monai.bundle run`` does."""
+        files = [str(CONFIGS / name) for name in config_files]
+        flags = " ".join(f"--{key} {shlex.quote(_flag(value))}" for key, value in overrides.items())
+        self.command(f"cd {BUNDLE_ROOT} && python -m monai.bundle run --config_file {shlex.quote(str(files))} {flags}")
+        run_bundle(config_file=files, **overrides)
+
+    def evaluate(self, name: str, checkpoint: Path, test_set: Path, output_dir: Path) -> dict[str, Any]:
+        """Infer and score the test studies with one checkpoint; returns metrics and detection."""
+        overrides = {
+            "bundle_root": str(self.work / "inference"),
+            "input_path": str(test_set / "datalist_all.json"),
+            "datalist_key": "training",
+            "output_dir": str(output_dir),
+            "checkpoints": [str(checkpoint)],
+        }
+        self.workflow(EVALUATE_CONFIGS, overrides)
+        metrics = json.loads((output_dir / "metrics_summary.json").read_text())
+        return {"name": name, "checkpoint": str(checkpoint), "metrics": metrics, **self.detection(test_set, output_dir)}
+
+    def detection(self, test_set: Path, pred_dir: Path) -> dict[str, Any]:
+        """Lesion-wise detection of the masks in ``pred_dir``."""
+        items = find_inference_items(test_set / "datalist_all.json", datalist_key="training")
+        return {"detection": detection_summary(list(detect_files(prediction_pairs(items, pred_dir)).values()))}
 
 
-def stage(title: str) -> float:
-    """Print a stage banner; return the start time."""
-    print(f"\n=== {title} ===", flush=True)
-    return time.perf_counter()
+def _flag(value: Any) -> str:
+    """A ``monai.bundle run`` flag value: strings as they are, everything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
-def run_workflow(config_files: list[str], overrides: dict[str, Any]) -> None:
-    """Run a bundle workflow in this process, exactly as ``python -m monai.bundle run`` does."""
-    files = [str(BUNDLE_ROOT / "configs" / name) for name in config_files]
-    shown = files[0] if len(files) == 1 else json.dumps(files)
-    print(f"python -m monai.bundle run --config_file {shown} {overrides_text(overrides)}", flush=True)
-    run_bundle(config_file=files, **overrides)
+def _mean(metrics: dict[str, Any], column: str) -> float:
+    value = metrics["metrics"][column]["mean"]
+    return math.nan if value is None else float(value)
+
+
+def print_results(results: list[dict[str, Any]], baseline_fpv: float) -> dict[str, Any]:
+    """Print the autoPET table, the detection table and the bar; return the printed numbers."""
+    header = ["method", "studies", "dice (positive)", "fpv_ml", "fnv_ml", "fpv / baseline"]
+    rows, printed = [], {}
+    for result in results:
+        dice, fpv, fnv = (_mean(result["metrics"], c) for c in ("dice", "fpv_ml", "fnv_ml"))
+        share = fpv / baseline_fpv if baseline_fpv > 0 else math.nan
+        rows.append([result["name"], result["metrics"]["cases"], dice, fpv, fnv, share])
+        printed[result["name"]] = {"dice": dice, "fpv_ml": fpv, "fnv_ml": fnv, "fpv_share_of_baseline": share}
+    print(format_table(header, rows))
+    print("\nlesion-wise detection: share of ground-truth lesions hit (hit/lesions), false-positive components")
+    header = ["method", *BIN_NAMES, "all", "FP components / study"]
+    rows = []
+    for result in results:
+        hits = result["detection"]["lesions_hit"]
+        cells = [f"{hits[b]['share']:.2f} ({hits[b]['hit']}/{hits[b]['lesions']})" for b in (*BIN_NAMES, "all")]
+        rows.append([result["name"], *cells, result["detection"]["fp_components_per_study"]])
+        printed[result["name"]]["detection"] = result["detection"]
+    print(format_table(header, rows))
+    return printed
+
+
+def print_curves(name: str, curves: dict[str, list]) -> None:
+    """One line per epoch: mean training loss and the validation Dice where there was one."""
+    validation = {int(e): v for e, v in curves.get("validation", [])}
+    print(f"\n{name}: epoch, mean training loss, validation Dice")
+    for epoch, loss in curves.get("loss", []):
+        val = validation.get(int(epoch))
+        print(f"  {int(epoch):4d}  {loss:.4f}" + ("" if val is None else f"  {val:.4f}"))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -66,83 +139,98 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path("demo_work"), help="working folder (recreated)")
     parser.add_argument("--train-studies", type=int, default=24)
-    parser.add_argument("--test-studies", type=int, default=4)
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--iterations", type=int, default=40, help="iterations per epoch")
+    parser.add_argument("--test-studies", type=int, default=12)
+    parser.add_argument("--test-negative-share", type=float, default=1 / 3)
+    parser.add_argument("--train-epochs", type=int, default=24, help="epochs of the from-scratch training")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument(
-        "--tta-axes", type=int, nargs="*", default=[0], help="flip TTA axes (the bundle default is 0 1 2: 8 passes)"
-    )
+    parser.add_argument("--model", type=Path, default=SHIPPED_MODEL, help="the shipped synthetic-trained weights")
     args = parser.parse_args(argv)
 
     work = args.work.resolve()
     shutil.rmtree(work, ignore_errors=True)
-    started = time.perf_counter()
+    demo = Demo(work)
+    spacing = demo_spacing()
+    shape = demo_shape(spacing)
 
-    t = stage(f"1. synthetic whole-body FDG PET/CT: {args.train_studies} training + {args.test_studies} test studies")
-    common = {"tracer": "fdg", "shape": SHAPE, "spacing": SPACING}
-    generate_cohort(work / "raw_train", args.train_studies, seed=args.seed, **common)
-    generate_cohort(work / "raw_test", args.test_studies, seed=args.seed + 1000, **common)
-    print(f"python -m scripts.synthetic --out {work / 'raw_train'} --n {args.train_studies} --seed {args.seed}")
-    print(f"({time.perf_counter() - t:.0f} s)")
+    title = f"1. synthetic whole-body FDG PET/CT: {args.train_studies} training + {args.test_studies} test studies"
+    t = demo.stage(title)
+    for folder, n, seed, negatives in (
+        ("raw_train", args.train_studies, args.seed, 0.25),
+        ("raw_test", args.test_studies, args.seed + 1000, args.test_negative_share),
+    ):
+        generate_cohort(work / folder, n, seed, "fdg", shape, spacing, negative_share=negatives)
+        grid = f"--shape {' '.join(map(str, shape))} --spacing {' '.join(map(str, spacing))}"
+        demo.command(
+            f"python -m scripts.synthetic --out {work / folder} --n {n} --seed {seed} {grid} "
+            f"--negative-share {negatives:.4g}"
+        )
+    demo.done(title, t)
 
-    t = stage("2. nnU-Net layout, patient-grouped 5-fold split, datalists")
+    t = demo.stage("2. nnU-Net layout, patient-grouped folds, datalists")
     train_set = prepare_dataset(work / "raw_train", work / "dataset_train", n_folds=5, seed=0).folder
     test_set = prepare_dataset(work / "raw_test", work / "dataset_test", n_folds=2, seed=0).folder
-    print(f"python -m scripts.data.prepare --src {work / 'raw_train'} --dst {train_set}")
-    print(f"({time.perf_counter() - t:.0f} s)")
+    for src, dst, folds in (("raw_train", train_set, 5), ("raw_test", test_set, 2)):
+        demo.command(f"python -m scripts.data.prepare --src {work / src} --dst {dst} --folds {folds}")
+    demo.done("prepare", t)
 
-    t = stage("3. train fold 0 (small configuration)")
-    model_root = work / "bundle_run"
-    train_overrides = {
-        **SMALL_MODEL,
-        "bundle_root": str(model_root),
-        "dataset_dir": str(train_set),
-        "fold": 0,
-        "max_epochs": args.epochs,
-        "iterations_per_epoch": args.iterations,
-        "val_interval": args.epochs,
-        "pos_neg_ratio": [2, 1],
-        "learning_rate": 0.003,
-        "warmup_epochs": 1,
-        "num_workers": 2,
-    }
-    run_workflow(["train.json", "adamw.json"], train_overrides)
-    print(f"({time.perf_counter() - t:.0f} s)")
-
-    passes = 2 ** len(args.tta_axes)
-    t = stage(
-        f"4. evaluate on the held-out test studies: sliding window + flip TTA ({passes} passes), masks on CT grid"
-    )
-    eval_dir = work / "eval_model"
-    eval_overrides = {
-        **SMALL_MODEL,
-        "bundle_root": str(model_root),
-        "input_path": str(test_set / "datalist_all.json"),
-        "datalist_key": "training",
-        "output_dir": str(eval_dir),
-        "tta_axes": list(args.tta_axes),
-    }
-    run_workflow(["inference.json", "evaluate.json"], eval_overrides)
-    print(f"({time.perf_counter() - t:.0f} s)")
-
-    t = stage("5. the SUV >= 4 threshold baseline on the same studies")
+    t = demo.stage(f"3. the {BASELINE} baseline on the test studies")
     baseline_dir = work / "eval_baseline"
     segment_folder(test_set / "imagesTr", baseline_dir)
+    demo.command(f"python -m scripts.evaluation.baseline --images {test_set / 'imagesTr'} --out {baseline_dir}")
     items = find_inference_items(test_set / "datalist_all.json", datalist_key="training")
-    baseline = score_predictions(items, baseline_dir, baseline_dir / "metrics.csv", verbose=False)
-    model = json.loads((eval_dir / "metrics_summary.json").read_text())
-    print(f"({time.perf_counter() - t:.0f} s)")
+    baseline = {"name": BASELINE, "checkpoint": None}
+    baseline["metrics"] = score_predictions(items, baseline_dir, baseline_dir / "metrics.csv", verbose=False)
+    baseline.update(demo.detection(test_set, baseline_dir))
+    demo.done("baseline", t)
 
-    stage("autoPET metrics on the held-out synthetic studies (Dice/FNV over positive studies, FPV over all)")
-    rows = []
-    for name, summary in (("BiXLSTM-ResNet UNet (bot), demo training", model), ("SUV >= 4 threshold", baseline)):
-        metrics = summary["metrics"]
-        dice, fpv, fnv = (metrics[c]["mean"] for c in ("dice", "fpv_ml", "fnv_ml"))
-        rows.append([name, summary["cases"], *(float("nan") if v is None else v for v in (dice, fpv, fnv))])
-    print(format_table(["method", "studies", "dice", "fpv_ml", "fnv_ml"], rows))
-    write_json({"model": model, "baseline": baseline}, work / "demo_summary.json")
-    print(f"\ntotal {time.perf_counter() - started:.0f} s; outputs in {work}")
+    results = []
+    if args.model.is_file():
+        t = demo.stage(f"4. the shipped synthetic-trained model {args.model.name} on the test studies")
+        results.append(demo.evaluate("shipped model (synthetic-trained)", args.model, test_set, work / "eval_shipped"))
+        demo.done("shipped model", t)
+    else:
+        print(f"\n(no shipped model at {args.model}: skipping its evaluation)")
+
+    t = demo.stage(f"5. train a model from scratch here ({args.train_epochs} epochs, same recipe)")
+    run_root = work / "bundle_run"
+    recipe = json.loads((CONFIGS / "demo.json").read_text())
+    overrides = {
+        "bundle_root": str(run_root),
+        "dataset_dir": str(train_set),
+        "fold": 0,
+        "max_epochs": args.train_epochs,
+        "val_interval": args.train_epochs,
+    }
+    demo.workflow(TRAIN_CONFIGS, overrides)
+    demo.done("training", t)
+    scratch_curves = read_curves(run_root / "runs" / "fold0", recipe["iterations_per_epoch"])
+
+    t = demo.stage("6. the model trained here on the test studies")
+    scratch_model = run_root / "models" / "fold0" / "model.pt"
+    scratch_name = f"trained here ({args.train_epochs * recipe['iterations_per_epoch']} iterations)"
+    results.append(demo.evaluate(scratch_name, scratch_model, test_set, work / "eval_scratch"))
+    demo.done("scratch model", t)
+
+    manifest = json.loads((work / "raw_test" / "synthetic_cohort.json").read_text())
+    positives = sum(not study["negative"] for study in manifest["studies"])
+    demo.stage(
+        f"autoPET metrics on {len(items)} held-out synthetic FDG studies ({positives} positive): "
+        "Dice and FNV over the positive studies, FPV over all"
+    )
+    baseline_fpv = _mean(baseline["metrics"], "fpv_ml")
+    printed = print_results([*results, baseline], baseline_fpv)
+    card_path = args.model.with_suffix(".json")
+    shipped_curves = json.loads(card_path.read_text()).get("curves", {}) if card_path.is_file() else {}
+    if shipped_curves:
+        print_curves("shipped model training", shipped_curves)
+    print_curves("training here", scratch_curves)
+    demo.summary["results"] = printed
+    demo.summary["test_studies"] = {"studies": len(items), "positive": positives}
+    demo.summary["checkpoints"] = {r["name"]: r["checkpoint"] for r in results}
+    demo.summary["curves"] = {"shipped": shipped_curves, "trained_here": scratch_curves}
+    demo.summary["total_seconds"] = round(time.perf_counter() - demo.started, 1)
+    write_json(demo.summary, work / "demo_summary.json")
+    print(f"\ntotal {demo.summary['total_seconds']:.0f} s; summary in {work / 'demo_summary.json'}")
 
 
 if __name__ == "__main__":

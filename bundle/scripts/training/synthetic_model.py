@@ -1,0 +1,173 @@
+# Copyright (c) 2026 the petct-bixlstm-bundle authors. Licensed under the Apache License, Version 2.0.
+r"""The synthetic-trained small model shipped as ``bundle/models/demo_synthetic.pt``, trained by one command.
+
+    cd bundle && python -m scripts.training.synthetic_model --work ../synthetic_model_work \\
+        --organs ../../shared/data/autopet_organ_labels
+
+1. a synthetic cohort on the demo grid (``configs/demo.json`` ``pixdim``): procedural FDG and PSMA bodies, and
+   bodies built on real organ-label maps (``--organs``; each map resampled to the grid first). The maps of
+   :data:`HELD_OUT_MAPS` are never used, so the model can be checked on anatomy it has not seen;
+2. the nnU-Net layout with patient-grouped folds, and fold 0 trained through ``monai.bundle`` with
+   ``train.json`` + ``adamw.json`` + ``demo.json`` (the demo's own recipe);
+3. the best-validation checkpoint exported as float16 weights to ``--out`` with a JSON card beside it: the
+   command, the wall time, the cohort and the training curves.
+
+Synthetic data only: the weights are for trying the package, not for patients or real studies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+from monai.bundle import run as run_bundle
+from nibabel.processing import resample_from_to
+
+from scripts.atomic_io import atomic_path, write_json
+from scripts.data.prepare import prepare_dataset
+from scripts.synthetic import generate_cohort
+from scripts.training.tensorboard_curves import read_curves
+
+BUNDLE_ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = BUNDLE_ROOT / "configs"
+DEMO_CONFIG = CONFIGS / "demo.json"
+TRAIN_CONFIGS = ("train.json", "adamw.json", "demo.json")
+FIELD_OF_VIEW_MM = (520.0, 520.0, 1000.0)
+# Organ maps kept out of training (a third of each tracer's maps in ../shared/data/autopet_organ_labels).
+HELD_OUT_MAPS = tuple(f"fdg_{i:03d}.nii.gz" for i in range(16, 24)) + tuple(
+    f"psma_{i:03d}.nii.gz" for i in range(32, 36)
+)
+# (tracer, procedural studies, organ-map studies, negative share) of the training cohort.
+COHORT = (("fdg", 40, 24, 0.25), ("psma", 24, 12, 0.1))
+
+
+def demo_spacing() -> tuple[float, float, float]:
+    """The model grid of ``configs/demo.json`` (mm)."""
+    return tuple(float(s) for s in json.loads(DEMO_CONFIG.read_text())["pixdim"])  # type: ignore[return-value]
+
+
+def demo_shape(spacing: Sequence[float]) -> tuple[int, int, int]:
+    """Procedural grid covering :data:`FIELD_OF_VIEW_MM` at ``spacing``."""
+    return tuple(int(round(f / s)) for f, s in zip(FIELD_OF_VIEW_MM, spacing, strict=True))  # type: ignore[return-value]
+
+
+def resample_organ_maps(maps: Sequence[Path], spacing: Sequence[float], out_dir: Path) -> list[Path]:
+    """Each organ map resampled (nearest neighbour, same extent and axes) to ``spacing``; returns the new files."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in maps:
+        image = nib.load(str(path))
+        zooms = np.asarray(image.header.get_zooms()[:3], dtype=np.float64)
+        shape = np.maximum(np.round(np.asarray(image.shape[:3]) * zooms / np.asarray(spacing)), 2).astype(int)
+        affine = image.affine.copy()
+        affine[:3, :3] = image.affine[:3, :3] * (np.asarray(image.shape[:3]) / shape)[None, :]
+        # Keep the outer corner of the first voxel where it was.
+        corner = image.affine[:3, :3] @ np.full(3, -0.5) + image.affine[:3, 3]
+        affine[:3, 3] = corner - affine[:3, :3] @ np.full(3, -0.5)
+        target = nib.Nifti1Image(np.zeros(tuple(shape), dtype=np.uint8), affine)
+        resampled = resample_from_to(image, target, order=0)
+        labels = np.asarray(resampled.dataobj).astype(np.uint8)
+        out = out_dir / path.name
+        nib.save(nib.Nifti1Image(labels, affine), out)
+        written.append(out)
+    return written
+
+
+def training_maps(organs: Path | None) -> list[Path]:
+    """Organ maps allowed for training: every map in ``organs`` except :data:`HELD_OUT_MAPS`."""
+    if organs is None:
+        return []
+    maps = sorted(p for p in organs.iterdir() if p.name.endswith((".nii.gz", ".nii")))
+    return [p for p in maps if p.name not in HELD_OUT_MAPS]
+
+
+def build_cohort(raw: Path, organs: Path | None, seed: int, scale: float = 1.0) -> list[dict]:
+    """Write the training cohort into ``raw`` (one autoPET-layout folder); returns what was generated."""
+    spacing = demo_spacing()
+    maps = resample_organ_maps(training_maps(organs), spacing, raw.parent / "organ_maps") if organs else []
+    described = []
+    for index, (tracer, procedural, mapped, negative_share) in enumerate(COHORT):
+        n = max(1, round(procedural * scale))
+        generate_cohort(raw, n, seed + 10 * index, tracer, demo_shape(spacing), spacing, negative_share=negative_share)
+        described.append({"tracer": tracer, "bodies": "procedural", "studies": n, "negative_share": negative_share})
+        if maps and mapped:
+            n = max(1, round(mapped * scale))
+            generate_cohort(raw, n, seed + 10 * index + 5, tracer, organ_maps=maps, negative_share=negative_share)
+            described.append({"tracer": tracer, "bodies": "organ maps", "studies": n, "maps": [m.name for m in maps]})
+    return described
+
+
+def export_weights(checkpoint: Path, out: Path) -> int:
+    """Write the network weights of a training checkpoint as float16 to ``out``; returns the file size in bytes."""
+    stored = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    stored = stored.get("model", stored)
+    state = {key: value.half() if value.is_floating_point() else value for key, value in stored.items()}
+    with atomic_path(out) as tmp:
+        torch.save(state, tmp)
+    return out.stat().st_size
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Build the cohort, train fold 0 with the demo recipe, export the weights and their card."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, required=True, help="working folder (cohort, dataset, run)")
+    parser.add_argument("--organs", type=Path, help="folder of organ-label maps (autoPET ids 0-10)")
+    parser.add_argument("--out", type=Path, default=BUNDLE_ROOT / "models" / "demo_synthetic.pt")
+    parser.add_argument("--seed", type=int, default=100)
+    parser.add_argument("--epochs", type=int, help="max_epochs (default: demo.json's)")
+    parser.add_argument("--scale", type=float, default=1.0, help="cohort size factor (1.0: the shipped cohort)")
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(arguments)
+    started = time.perf_counter()
+    work = args.work.resolve()
+    raw, dataset, run_root = work / "raw", work / "dataset", work / "run"
+    if not (dataset / "datalist_fold0.json").is_file():
+        shutil.rmtree(raw, ignore_errors=True)
+        cohort = build_cohort(raw, args.organs, args.seed, args.scale)
+        prepare_dataset(raw, dataset, n_folds=5, seed=0, overwrite=True)
+        write_json(cohort, work / "cohort.json")
+    cohort = json.loads((work / "cohort.json").read_text())
+    recipe = json.loads(DEMO_CONFIG.read_text())
+    overrides = {"bundle_root": str(run_root), "dataset_dir": str(dataset), "fold": 0, "seed": args.seed}
+    if args.epochs:
+        # Validate at least at the end: the exported checkpoint is the best validation's.
+        overrides.update(max_epochs=args.epochs, val_interval=min(args.epochs, recipe["val_interval"]))
+    files = [str(CONFIGS / name) for name in TRAIN_CONFIGS]
+    command = f'python -m monai.bundle run --config_file "{files}" ' + " ".join(
+        f"--{k} {json.dumps(v)}" for k, v in overrides.items()
+    )
+    print(command, flush=True)
+    run_bundle(config_file=files, **overrides)
+    size = export_weights(run_root / "models" / "fold0" / "model.pt", args.out)
+    card = {
+        "weights": args.out.name,
+        "trained_on": "synthetic PET/CT only (scripts.synthetic); for trying the package, not for patients",
+        "command": " ".join(["cd bundle && python -m scripts.training.synthetic_model", *arguments]),
+        "bundle_command": command,
+        "configs": list(TRAIN_CONFIGS),
+        "held_out_organ_maps": list(HELD_OUT_MAPS),
+        "cohort": cohort,
+        "wall_time_s": round(time.perf_counter() - started),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "machine": platform.platform(),
+        "bytes": size,
+        "curves": read_curves(run_root / "runs" / "fold0", int(recipe["iterations_per_epoch"])),
+    }
+    write_json(card, args.out.with_suffix(".json"))
+    print(f"wrote {args.out} ({size / 1e6:.1f} MB) and {args.out.with_suffix('.json').name}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
