@@ -330,3 +330,27 @@ def test_training_draws_curves_and_prints_each_validation(dataset, bundle_root, 
     resumed.finalize()
     curves = json.loads((runs / "training_curves.json").read_text())
     assert [epoch for epoch, _ in curves["loss"]] == [1, 2, 3], "a resumed run continues the curves"
+
+
+def test_amp_steps_that_keep_skipping_stop_training():
+    """Under AMP a non-finite gradient is skipped by the scaler; broken gradients (NaN from a finite loss) would be
+    skipped forever while the scale shrinks, so a run of them stops training."""
+    network = torch.nn.Conv3d(1, 1, 1)
+    data = [{"image": torch.randn(1, 1, 2, 2, 2), "label": torch.zeros(1, 1, 2, 2, 2)}] * 5
+    trainer = SupervisedTrainer(
+        device=torch.device("cpu"),
+        max_epochs=1,
+        train_data_loader=data,
+        network=network,
+        optimizer=torch.optim.SGD(network.parameters(), lr=0.1),
+        loss_function=lambda pred, label: torch.sqrt((pred - pred).abs()).sum(),  # 0, with NaN gradients
+        amp=True,
+        train_handlers=[ClipGradientNorm(12.0, max_skipped_steps=3)],
+    )
+    trainer.add_event_handler(Events.STARTED, lambda e: setattr(e, "scaler", torch.amp.GradScaler("cpu")))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*CUDA is not available.*")
+        with pytest.raises(
+            NonFiniteTrainingError, match="NaN/Inf in 3 AMP steps in a row, up to epoch 1, iteration 3 "
+        ):
+            trainer.run()
