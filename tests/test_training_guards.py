@@ -298,29 +298,46 @@ def test_a_diverged_checkpoint_is_an_error_not_an_empty_mask(bundle_root, datase
 def test_training_draws_curves_and_prints_each_validation(dataset, bundle_root, tmp_path, capsys):
     from matplotlib.image import imread
 
-    workflow = _workflow(bundle_root, tmp_path, dataset, max_epochs=2, iterations_per_epoch=2)
-    workflow.run()
-    workflow.finalize()
-    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("validation at epoch")]
-    assert [line.split(":")[0] for line in printed] == ["validation at epoch 1", "validation at epoch 2"]
-    for line in printed:
-        assert " Dice " in line and " FPV " in line and " FNV " in line and " ml" in line and "best Dice" in line
-
     runs = tmp_path / "runs" / "fold0"
-    png = runs / "training_curves.png"
-    assert png.read_bytes()[:8] == PNG_SIGNATURE
-    pixels = imread(png)
-    assert pixels.shape[0] > 200 and pixels.shape[1] > 200 and np.ptp(pixels) > 0
+    for epochs in (1, 2):  # a first session, then a resumed one: the curves continue
+        workflow = _workflow(bundle_root, tmp_path, dataset, max_epochs=epochs, iterations_per_epoch=2)
+        workflow.run()
+        workflow.finalize()
+        printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("validation at epoch")]
+        assert [line.split(":")[0] for line in printed] == [f"validation at epoch {epochs}"]
+        assert all(f" {name} " in printed[0] for name in ("Dice", "FPV", "FNV", "ml |", "best Dice")), printed[0]
+        png = runs / "training_curves.png"
+        assert png.read_bytes()[:8] == PNG_SIGNATURE
+        pixels = imread(png)
+        assert pixels.shape[0] > 200 and pixels.shape[1] > 200 and np.ptp(pixels) > 0
+        curves = json.loads((runs / "training_curves.json").read_text())
+        assert [epoch for epoch, _ in curves["loss"]] == list(range(1, epochs + 1))
+        assert [epoch for epoch, _ in curves["validation"]] == list(range(1, epochs + 1))
+    assert all(math.isfinite(loss) and loss > 0 for _, loss in curves["loss"])
+    assert all(0.0 <= dice <= 1.0 for _, dice in curves["validation"])
     assert not [p.name for p in runs.iterdir() if p.name.startswith(".tmp")], "temporary files are renamed"
     assert list(runs.glob("events.out.tfevents.*")), "the PNG lies next to the TensorBoard logs"
-    curves = json.loads((runs / "training_curves.json").read_text())
-    assert [epoch for epoch, _ in curves["loss"]] == [1, 2]
-    assert all(math.isfinite(loss) and loss > 0 for _, loss in curves["loss"])
-    assert [epoch for epoch, _ in curves["validation"]] == [1, 2]
-    assert all(0.0 <= dice <= 1.0 for _, dice in curves["validation"])
 
-    resumed = _workflow(bundle_root, tmp_path, dataset, max_epochs=3, iterations_per_epoch=2)
-    resumed.run()
-    resumed.finalize()
-    curves = json.loads((runs / "training_curves.json").read_text())
-    assert [epoch for epoch, _ in curves["loss"]] == [1, 2, 3], "a resumed run continues the curves"
+
+def test_amp_steps_that_keep_skipping_stop_training():
+    """Under AMP a non-finite gradient is skipped by the scaler; broken gradients (NaN from a finite loss) would be
+    skipped forever while the scale shrinks, so a run of them stops training."""
+    network = torch.nn.Conv3d(1, 1, 1)
+    data = [{"image": torch.randn(1, 1, 2, 2, 2), "label": torch.zeros(1, 1, 2, 2, 2)}] * 5
+    trainer = SupervisedTrainer(
+        device=torch.device("cpu"),
+        max_epochs=1,
+        train_data_loader=data,
+        network=network,
+        optimizer=torch.optim.SGD(network.parameters(), lr=0.1),
+        loss_function=lambda pred, label: torch.sqrt((pred - pred).abs()).sum(),  # 0, with NaN gradients
+        amp=True,
+        train_handlers=[ClipGradientNorm(12.0, max_skipped_steps=3)],
+    )
+    trainer.add_event_handler(Events.STARTED, lambda e: setattr(e, "scaler", torch.amp.GradScaler("cpu")))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*CUDA is not available.*")
+        with pytest.raises(
+            NonFiniteTrainingError, match="NaN/Inf in 3 AMP steps in a row, up to epoch 1, iteration 3 "
+        ):
+            trainer.run()

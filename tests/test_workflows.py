@@ -165,6 +165,8 @@ def test_multi_gpu_overlay_trains_two_ranks_with_torchrun_on_cpu(dataset, bundle
     completed = [line for line in log.splitlines() if "SupervisedTrainer" in line and "Epoch[1] Complete" in line]
     assert len(completed) == 2, "both ranks must finish their epoch"
     assert sorted(p.name for p in (root / "models" / "fold0").iterdir()) == ["last_checkpoint_epoch=1.pt", "model.pt"]
+    assert log.count("validation at epoch 1:") == 1, "rank 0 alone prints the validation line"
+    assert (root / "runs" / "fold0" / "training_curves.png").is_file(), "and draws the curves"
     state = torch.load(root / "models" / "fold0" / "model.pt", weights_only=True)
     assert not any(key.startswith("module.") for key in state), "rank 0 saves the unwrapped network"
 

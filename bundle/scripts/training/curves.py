@@ -10,6 +10,7 @@ run reads the JSON back and continues the curves from the epoch it resumes at.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -19,6 +20,8 @@ from ignite.engine import Engine, Events
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scripts.atomic_io import atomic_path, write_json
+
+logger = logging.getLogger(__name__)
 
 CURVES_PNG = "training_curves.png"
 CURVES_JSON = "training_curves.json"
@@ -103,9 +106,13 @@ class TrainingCurves:
             self._first_epoch = False
             self.history = {"loss": [], "validation": []}
             if engine.state.epoch > 1 and self.json_path.is_file():
-                stored = json.loads(self.json_path.read_text())
-                for key in self.history:
-                    self.history[key] = [point for point in stored.get(key, []) if point[0] < engine.state.epoch]
+                try:
+                    stored = json.loads(self.json_path.read_text())
+                    for key in self.history:
+                        self.history[key] = [point for point in stored.get(key, []) if point[0] < engine.state.epoch]
+                except (ValueError, TypeError, IndexError, AttributeError) as error:
+                    logger.warning("%s: not a curves history (%s); the curves start afresh", self.json_path, error)
+                    self.history = {"loss": [], "validation": []}
 
     def _add_loss(self, engine: Engine) -> None:
         loss = engine.state.output[self.loss_key]
