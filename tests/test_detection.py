@@ -5,6 +5,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from scripts.errors import InputDataError
 from scripts.evaluation.lesion_detection import (
     StudyDetection,
     detect_files,
@@ -12,7 +13,6 @@ from scripts.evaluation.lesion_detection import (
     study_detection,
     volume_bin,
 )
-from scripts.errors import InputDataError
 
 
 def _masks():

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import torch
 from monai.bundle import ConfigParser
-from torch.utils.tensorboard import SummaryWriter
 
-from scripts.errors import InputDataError
+from scripts.data.volume_checks import world_bounds
 from scripts.training.deep_supervision import nnunet_weights
 from scripts.training.synthetic_model import (
     DEMO_CONFIG,
@@ -21,8 +20,6 @@ from scripts.training.synthetic_model import (
     resample_organ_maps,
     training_maps,
 )
-from scripts.training.tensorboard_curves import read_curves
-from scripts.data.volume_checks import world_bounds
 
 
 def test_nnunet_weights():
@@ -77,18 +74,6 @@ def test_exported_float16_weights_load_into_the_demo_network(tmp_path):
     copy.load_state_dict(state)
     x = torch.randn(1, 2, 64, 64, 64)
     with torch.no_grad():
-        assert torch.allclose(copy(x), network(x), atol=2e-2)
-
-
-def test_curves_are_read_back_from_tensorboard_logs(tmp_path):
-    writer = SummaryWriter(log_dir=str(tmp_path))
-    for iteration, loss in enumerate([1.0, 0.8, 0.6, 0.4, 0.3, 0.1], start=1):
-        writer.add_scalar("train_loss", loss, iteration)
-    writer.add_scalar("val_mean_dice", 0.25, 2)
-    writer.add_scalar("val_mean_dice", 0.5, 3)
-    writer.close()
-    curves = read_curves(tmp_path, iterations_per_epoch=2)
-    assert curves["loss"] == [[1, pytest.approx(0.9)], [2, pytest.approx(0.5)], [3, pytest.approx(0.2)]]
-    assert curves["validation"] == [[2, 0.25], [3, 0.5]]
-    with pytest.raises(InputDataError, match="no TensorBoard log"):
-        read_curves(tmp_path / "missing", 2)
+        stored, exported = network(x).softmax(1), copy(x).softmax(1)
+    # float16 weights (3 significant digits) move the lesion probability by well under one percent.
+    assert (stored - exported).abs().max() < 1e-2

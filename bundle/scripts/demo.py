@@ -15,32 +15,28 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import shlex
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-from monai.bundle import run as run_bundle
-
 from scripts.atomic_io import write_json
-from scripts.data.inference_inputs import find_inference_items
 from scripts.data.prepare import prepare_dataset
-from scripts.evaluation.baseline import segment_folder
-from scripts.evaluation.lesion_detection import BIN_NAMES, detect_files, detection_summary
-from scripts.evaluation.metrics import format_table
-from scripts.evaluation.prediction_scoring import prediction_pairs, score_predictions
+from scripts.evaluation.model_comparison import (
+    BASELINE,
+    baseline_result,
+    masks_result,
+    mean_of,
+    print_comparison,
+    test_items,
+)
 from scripts.synthetic import generate_cohort
-from scripts.training.synthetic_model import demo_shape, demo_spacing
-from scripts.training.tensorboard_curves import read_curves
+from scripts.training.curves import CURVES_JSON
+from scripts.training.synthetic_model import SHIPPED_MODEL, demo_shape, demo_spacing
+from scripts.workflow_runs import CONFIGS, run_workflow
 
-BUNDLE_ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = BUNDLE_ROOT / "configs"
-SHIPPED_MODEL = BUNDLE_ROOT / "models" / "demo_synthetic.pt"
 TRAIN_CONFIGS = ["train.json", "adamw.json", "demo.json"]
 EVALUATE_CONFIGS = ["inference.json", "evaluate.json", "demo.json"]
-BASELINE = "SUV >= 4 threshold"
 
 
 class Demo:
@@ -67,12 +63,9 @@ class Demo:
         print(text, flush=True)
         self.summary["commands"].append(text)
 
-    def workflow(self, config_files: list[str], overrides: dict[str, Any]) -> None:
-        """Run a bundle workflow in this process, exactly as ``python -m monai.bundle run`` does."""
-        files = [str(CONFIGS / name) for name in config_files]
-        flags = " ".join(f"--{key} {shlex.quote(_flag(value))}" for key, value in overrides.items())
-        self.command(f"cd {BUNDLE_ROOT} && python -m monai.bundle run --config_file {shlex.quote(str(files))} {flags}")
-        run_bundle(config_file=files, **overrides)
+    def workflow(self, config_names: list[str], overrides: dict[str, Any]) -> None:
+        """Run a bundle workflow (as ``python -m monai.bundle run`` does) and record its command."""
+        self.summary["commands"].append(run_workflow(config_names, overrides))
 
     def evaluate(self, name: str, checkpoint: Path, test_set: Path, output_dir: Path) -> dict[str, Any]:
         """Infer and score the test studies with one checkpoint; returns metrics and detection."""
@@ -84,45 +77,7 @@ class Demo:
             "checkpoints": [str(checkpoint)],
         }
         self.workflow(EVALUATE_CONFIGS, overrides)
-        metrics = json.loads((output_dir / "metrics_summary.json").read_text())
-        return {"name": name, "checkpoint": str(checkpoint), "metrics": metrics, **self.detection(test_set, output_dir)}
-
-    def detection(self, test_set: Path, pred_dir: Path) -> dict[str, Any]:
-        """Lesion-wise detection of the masks in ``pred_dir``."""
-        items = find_inference_items(test_set / "datalist_all.json", datalist_key="training")
-        return {"detection": detection_summary(list(detect_files(prediction_pairs(items, pred_dir)).values()))}
-
-
-def _flag(value: Any) -> str:
-    """A ``monai.bundle run`` flag value: strings as they are, everything else as JSON."""
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def _mean(metrics: dict[str, Any], column: str) -> float:
-    value = metrics["metrics"][column]["mean"]
-    return math.nan if value is None else float(value)
-
-
-def print_results(results: list[dict[str, Any]], baseline_fpv: float) -> dict[str, Any]:
-    """Print the autoPET table, the detection table and the bar; return the printed numbers."""
-    header = ["method", "studies", "dice (positive)", "fpv_ml", "fnv_ml", "fpv / baseline"]
-    rows, printed = [], {}
-    for result in results:
-        dice, fpv, fnv = (_mean(result["metrics"], c) for c in ("dice", "fpv_ml", "fnv_ml"))
-        share = fpv / baseline_fpv if baseline_fpv > 0 else math.nan
-        rows.append([result["name"], result["metrics"]["cases"], dice, fpv, fnv, share])
-        printed[result["name"]] = {"dice": dice, "fpv_ml": fpv, "fnv_ml": fnv, "fpv_share_of_baseline": share}
-    print(format_table(header, rows))
-    print("\nlesion-wise detection: share of ground-truth lesions hit (hit/lesions), false-positive components")
-    header = ["method", *BIN_NAMES, "all", "FP components / study"]
-    rows = []
-    for result in results:
-        hits = result["detection"]["lesions_hit"]
-        cells = [f"{hits[b]['share']:.2f} ({hits[b]['hit']}/{hits[b]['lesions']})" for b in (*BIN_NAMES, "all")]
-        rows.append([result["name"], *cells, result["detection"]["fp_components_per_study"]])
-        printed[result["name"]]["detection"] = result["detection"]
-    print(format_table(header, rows))
-    return printed
+        return masks_result(name, test_set, output_dir, checkpoint)
 
 
 def print_curves(name: str, curves: dict[str, list]) -> None:
@@ -175,12 +130,8 @@ def main(argv: list[str] | None = None) -> None:
 
     t = demo.stage(f"3. the {BASELINE} baseline on the test studies")
     baseline_dir = work / "eval_baseline"
-    segment_folder(test_set / "imagesTr", baseline_dir)
+    baseline = baseline_result(test_set, baseline_dir)
     demo.command(f"python -m scripts.evaluation.baseline --images {test_set / 'imagesTr'} --out {baseline_dir}")
-    items = find_inference_items(test_set / "datalist_all.json", datalist_key="training")
-    baseline = {"name": BASELINE, "checkpoint": None}
-    baseline["metrics"] = score_predictions(items, baseline_dir, baseline_dir / "metrics.csv", verbose=False)
-    baseline.update(demo.detection(test_set, baseline_dir))
     demo.done("baseline", t)
 
     results = []
@@ -203,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     demo.workflow(TRAIN_CONFIGS, overrides)
     demo.done("training", t)
-    scratch_curves = read_curves(run_root / "runs" / "fold0", recipe["iterations_per_epoch"])
+    scratch_curves = json.loads((run_root / "runs" / "fold0" / CURVES_JSON).read_text())
 
     t = demo.stage("6. the model trained here on the test studies")
     scratch_model = run_root / "models" / "fold0" / "model.pt"
@@ -213,19 +164,20 @@ def main(argv: list[str] | None = None) -> None:
 
     manifest = json.loads((work / "raw_test" / "synthetic_cohort.json").read_text())
     positives = sum(not study["negative"] for study in manifest["studies"])
+    studies = len(test_items(test_set))
     demo.stage(
-        f"autoPET metrics on {len(items)} held-out synthetic FDG studies ({positives} positive): "
+        f"autoPET metrics on {studies} held-out synthetic FDG studies ({positives} positive): "
         "Dice and FNV over the positive studies, FPV over all"
     )
-    baseline_fpv = _mean(baseline["metrics"], "fpv_ml")
-    printed = print_results([*results, baseline], baseline_fpv)
+    baseline_fpv = mean_of(baseline, "fpv_ml")
+    printed = print_comparison([*results, baseline], baseline_fpv)
     card_path = args.model.with_suffix(".json")
     shipped_curves = json.loads(card_path.read_text()).get("curves", {}) if card_path.is_file() else {}
     if shipped_curves:
         print_curves("shipped model training", shipped_curves)
     print_curves("training here", scratch_curves)
     demo.summary["results"] = printed
-    demo.summary["test_studies"] = {"studies": len(items), "positive": positives}
+    demo.summary["test_studies"] = {"studies": studies, "positive": positives}
     demo.summary["checkpoints"] = {r["name"]: r["checkpoint"] for r in results}
     demo.summary["curves"] = {"shipped": shipped_curves, "trained_here": scratch_curves}
     demo.summary["total_seconds"] = round(time.perf_counter() - demo.started, 1)

@@ -26,22 +26,24 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
 import torch
-from monai.bundle import run as run_bundle
 from nibabel.processing import resample_from_to
 
 from scripts.atomic_io import atomic_path, write_json
 from scripts.data.prepare import prepare_dataset
+from scripts.evaluation.model_comparison import baseline_result, masks_result, print_comparison, mean_of
 from scripts.synthetic import generate_cohort
-from scripts.training.tensorboard_curves import read_curves
+from scripts.training.curves import CURVES_JSON
+from scripts.workflow_runs import BUNDLE_ROOT, CONFIGS, run_workflow
 
-BUNDLE_ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = BUNDLE_ROOT / "configs"
 DEMO_CONFIG = CONFIGS / "demo.json"
+SHIPPED_MODEL = BUNDLE_ROOT / "models" / "demo_synthetic.pt"
 TRAIN_CONFIGS = ("train.json", "adamw.json", "demo.json")
+EVALUATE_CONFIGS = ("inference.json", "evaluate.json", "demo.json")
 FIELD_OF_VIEW_MM = (520.0, 520.0, 1000.0)
 # Organ maps kept out of training (a third of each tracer's maps in ../shared/data/autopet_organ_labels).
 HELD_OUT_MAPS = tuple(f"fdg_{i:03d}.nii.gz" for i in range(16, 24)) + tuple(
@@ -117,19 +119,65 @@ def export_weights(checkpoint: Path, out: Path) -> int:
     return out.stat().st_size
 
 
+def check_on_held_out_maps(weights: Path, organs: Path, work: Path, seed: int, per_map: int = 1) -> dict[str, Any]:
+    """Score ``weights`` beside the SUV threshold on studies built on the :data:`HELD_OUT_MAPS` at their own grids.
+
+    The maps keep their native (CT-like, ~2 x 2 x 3 mm) grids: the inference chain resamples to the model grid and
+    writes masks back on the study's grid, as it does for a real study. Returns the printed numbers.
+    """
+    raw, dataset = work / "held_out_raw", work / "held_out_dataset"
+    shutil.rmtree(raw, ignore_errors=True)
+    for index, tracer in enumerate(("fdg", "psma")):
+        maps = [organs / name for name in HELD_OUT_MAPS if name.startswith(tracer)]
+        generate_cohort(raw, per_map * len(maps), seed + index, tracer, organ_maps=maps, negative_share=0.25)
+    test_set = prepare_dataset(raw, dataset, n_folds=2, seed=0, overwrite=True).folder
+    baseline = baseline_result(test_set, work / "held_out_baseline")
+    output_dir = work / "held_out_model"
+    overrides = {
+        "bundle_root": str(work / "held_out_inference"),
+        "input_path": str(test_set / "datalist_all.json"),
+        "datalist_key": "training",
+        "output_dir": str(output_dir),
+        "checkpoints": [str(weights)],
+    }
+    command = run_workflow(EVALUATE_CONFIGS, overrides)
+    model = masks_result(f"{weights.name} (unseen organ maps)", test_set, output_dir, weights)
+    manifest = json.loads((raw / "synthetic_cohort.json").read_text())
+    print(f"\nunseen organ maps, native grids: {len(manifest['studies'])} studies", flush=True)
+    printed = print_comparison([model, baseline], mean_of(baseline, "fpv_ml"))
+    return {
+        "maps": list(HELD_OUT_MAPS),
+        "studies": len(manifest["studies"]),
+        "positive": sum(not study["negative"] for study in manifest["studies"]),
+        "command": command,
+        "results": printed,
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Build the cohort, train fold 0 with the demo recipe, export the weights and their card."""
+    """Build the cohort, train fold 0 with the demo recipe, export the weights, check them, write their card."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, required=True, help="working folder (cohort, dataset, run)")
     parser.add_argument("--organs", type=Path, help="folder of organ-label maps (autoPET ids 0-10)")
-    parser.add_argument("--out", type=Path, default=BUNDLE_ROOT / "models" / "demo_synthetic.pt")
+    parser.add_argument("--out", type=Path, default=SHIPPED_MODEL)
     parser.add_argument("--seed", type=int, default=100)
     parser.add_argument("--epochs", type=int, help="max_epochs (default: demo.json's)")
     parser.add_argument("--scale", type=float, default=1.0, help="cohort size factor (1.0: the shipped cohort)")
+    parser.add_argument(
+        "--check-only", action="store_true", help="only score --out on the unseen organ maps and update its card"
+    )
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(arguments)
     started = time.perf_counter()
     work = args.work.resolve()
+    card_path = args.out.with_suffix(".json")
+    if args.check_only:
+        if args.organs is None:
+            parser.error("--check-only needs --organs")
+        card = json.loads(card_path.read_text())
+        card["unseen_organ_maps"] = check_on_held_out_maps(args.out, args.organs, work, args.seed)
+        write_json(card, card_path)
+        return 0
     raw, dataset, run_root = work / "raw", work / "dataset", work / "run"
     if not (dataset / "datalist_fold0.json").is_file():
         shutil.rmtree(raw, ignore_errors=True)
@@ -142,12 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.epochs:
         # Validate at least at the end: the exported checkpoint is the best validation's.
         overrides.update(max_epochs=args.epochs, val_interval=min(args.epochs, recipe["val_interval"]))
-    files = [str(CONFIGS / name) for name in TRAIN_CONFIGS]
-    command = f'python -m monai.bundle run --config_file "{files}" ' + " ".join(
-        f"--{k} {json.dumps(v)}" for k, v in overrides.items()
-    )
-    print(command, flush=True)
-    run_bundle(config_file=files, **overrides)
+    command = run_workflow(TRAIN_CONFIGS, overrides)
     size = export_weights(run_root / "models" / "fold0" / "model.pt", args.out)
     card = {
         "weights": args.out.name,
@@ -157,15 +200,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "configs": list(TRAIN_CONFIGS),
         "held_out_organ_maps": list(HELD_OUT_MAPS),
         "cohort": cohort,
-        "wall_time_s": round(time.perf_counter() - started),
+        "training_wall_time_s": round(time.perf_counter() - started),
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "machine": platform.platform(),
         "bytes": size,
-        "curves": read_curves(run_root / "runs" / "fold0", int(recipe["iterations_per_epoch"])),
+        "curves": json.loads((run_root / "runs" / "fold0" / CURVES_JSON).read_text()),
     }
-    write_json(card, args.out.with_suffix(".json"))
-    print(f"wrote {args.out} ({size / 1e6:.1f} MB) and {args.out.with_suffix('.json').name}", flush=True)
+    if args.organs is not None:
+        card["unseen_organ_maps"] = check_on_held_out_maps(args.out, args.organs, work, args.seed)
+    write_json(card, card_path)
+    print(f"wrote {args.out} ({size / 1e6:.1f} MB) and {card_path.name}", flush=True)
     return 0
 
 
