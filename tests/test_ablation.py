@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from scripts.ablation import Arm, load_fold, mean_and_std, summarize_arms
 from scripts.ablation.__main__ import main
@@ -195,3 +196,19 @@ def test_arm_names(text, variant, ssl, folder):
 def test_unknown_arm_is_rejected():
     with pytest.raises(ValueError, match="unknown arm 'xlstm'"):
         Arm.parse("xlstm")
+
+
+def test_overlays_set_the_recipe_of_fine_tuning_and_evaluation(dataset, bundle_root, tmp_path):
+    """``--overlay adamw.json demo.json``: AdamW at demo.json's learning rate and windows, recorded in the protocol."""
+    out = tmp_path / "overlaid"
+    command = ["--data", str(dataset), "--out", str(out), "--arms", "none", "--seeds", "0", *TINY_BUDGET]
+    assert main([*command, "--overlay", "adamw.json", "demo.json"]) == 0
+    recorded = json.loads((out / "protocol.json").read_text())["budget"]
+    demo = json.loads((bundle_root / "configs" / "demo.json").read_text())
+    assert recorded["overlays"] == ["adamw.json", "demo.json"]
+    assert recorded["learning_rate"] == demo["learning_rate"], "the overlay's value is the default"
+    assert recorded["epochs"] == 1, "an explicit option still wins"
+    record = json.loads(next((out / "runs").rglob("run.json")).read_text())
+    state = torch.load(record["checkpoint"], map_location="cpu", weights_only=True)["optimizer"]["state"]
+    assert "exp_avg" in next(iter(state.values())), "AdamW's moments, not SGD's momentum buffer"
+    assert (out / "runs" / "none" / "seed0" / "eval" / "metrics.csv").is_file()

@@ -49,6 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--labelled", type=int, help="fine-tune on the fold's first N training cases (default: all)")
     data.add_argument("--pretrain-datalist", type=Path, help="MAE datalist (default: every study of the fold)")
     budget = parser.add_argument_group(f"budget, the same for every arm ({CONFIG_DEFAULT})")
+    budget.add_argument(
+        "--overlay",
+        dest="overlays",
+        nargs="+",
+        default=[],
+        metavar="CONFIG",
+        help="configs/ overlays for fine-tuning and evaluation, in order (e.g. adamw.json demo.json: the small-CPU "
+        "recipe); their values become the defaults below",
+    )
     budget.add_argument("--epochs", type=int, help="fine-tuning epochs (train.json max_epochs)")
     budget.add_argument("--iterations-per-epoch", type=int, help="fine-tuning iterations per epoch")
     budget.add_argument("--batch-size", type=int, help="batch size of fine-tuning and pretraining")

@@ -67,6 +67,15 @@ class Budget:
     strides: list[int]
     tta_axes: list[int]
     sw_overlap: float
+    overlays: list[str] = field(default_factory=list)  # configs after train.json / evaluate.json, e.g. demo.json
+
+    def training_configs(self) -> list[str]:
+        """Fine-tuning: ``train.json`` then the overlays."""
+        return [TRAIN_CONFIG, *self.overlays]
+
+    def evaluation_configs(self) -> list[str]:
+        """Evaluation: ``inference.json`` + ``evaluate.json`` then the overlays."""
+        return [*EVALUATE_CONFIGS, *self.overlays]
 
     def model_overrides(self, variant: str) -> dict[str, Any]:
         """The network and sampling keys every workflow of ``variant`` gets."""
@@ -107,17 +116,20 @@ def _defaults(configs: str | Sequence[str], fields: Mapping[str, str], requested
 def resolve_budget(requested: Mapping[str, Any]) -> Budget:
     """The budget: the requested values, and the config defaults for those given as ``None``.
 
+    ``overlays`` (config names) apply to fine-tuning and evaluation, and their values are the defaults there; MAE
+    pretraining keeps ``pretrain.json``'s own optimiser and schedule and gets only the model keys.
     The pretraining warm-up, when not given, keeps ``pretrain.json``'s ratio of warm-up to total epochs (at least
     one epoch), so a shortened pretraining still leaves its warm-up.
     """
-    values = _defaults(TRAIN_CONFIG, _TRAIN_DEFAULTS, requested)
-    values.update(_defaults(list(EVALUATE_CONFIGS), _EVALUATE_DEFAULTS, requested))
+    overlays = list(requested.get("overlays") or [])
+    values = _defaults([TRAIN_CONFIG, *overlays], _TRAIN_DEFAULTS, requested)
+    values.update(_defaults([*EVALUATE_CONFIGS, *overlays], _EVALUATE_DEFAULTS, requested))
     pretrain = _defaults(PRETRAIN_CONFIG, _PRETRAIN_DEFAULTS, requested)
     if requested.get("pretrain_warmup_epochs") is None and requested.get("pretrain_epochs") is not None:
         default = config_values(PRETRAIN_CONFIG, ["max_epochs", "warmup_epochs"])
         ratio = default["warmup_epochs"] / default["max_epochs"]
         pretrain["pretrain_warmup_epochs"] = max(1, round(pretrain["pretrain_epochs"] * ratio))
-    values.update(pretrain)
+    values.update(pretrain, overlays=overlays)
     budget = Budget(**{name: _json_ready(value) for name, value in values.items()})
     for name in ("epochs", "iterations_per_epoch", "batch_size", "pretrain_epochs", "pretrain_iterations_per_epoch"):
         if getattr(budget, name) < 1:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from monai.bundle import ConfigWorkflow
-from scripts.ablation.bundle_configs import CONFIG_DIR, EVALUATE_CONFIGS, PRETRAIN_CONFIG, TRAIN_CONFIG, config_paths
+from scripts.ablation.bundle_configs import CONFIG_DIR, PRETRAIN_CONFIG, config_paths
 from scripts.ablation.protocol import PROTOCOL_FILE, Arm, Protocol
 from scripts.ablation.report import run_row, write_reports
 from scripts.atomic_io import write_json
@@ -170,7 +170,7 @@ def finetune(protocol: Protocol, arm: Arm, seed: int, datalist: Path, encoder: P
     logging.getLogger(TRANSFER_LOGGER).addHandler(recorder)
     started = time.perf_counter()
     try:
-        workflow = run_workflow(TRAIN_CONFIG, "train", overrides, root / "train.log")
+        workflow = run_workflow(budget.training_configs(), "train", overrides, root / "train.log")
     finally:
         logging.getLogger(TRANSFER_LOGGER).removeHandler(recorder)
     checkpoint = Path(workflow.parser.get_parsed_content("ckpt_dir")) / FINAL_CHECKPOINT.format(epochs=budget.epochs)
@@ -218,7 +218,7 @@ def evaluate(protocol: Protocol, arm: Arm, seed: int, checkpoint: Path) -> Path:
         **protocol.runtime.evaluation_overrides(),
     }
     started = time.perf_counter()
-    run_workflow(EVALUATE_CONFIGS, "eval", overrides, root / "eval.log")
+    run_workflow(protocol.budget.evaluation_configs(), "eval", overrides, root / "eval.log")
     _update_record(root / RUN_RECORD, eval_seconds=time.perf_counter() - started)
     return metrics_csv
 
