@@ -56,10 +56,10 @@ def test_monai_label_returns_a_lesion_mask_with_the_shipped_weights(bundle_root,
     )
     assert sorted(p.name for p in (app / "models").iterdir()) == ["model.pt"]
     spacing = demo_spacing()
-    generate_cohort(tmp_path / "raw", 1, 11, "fdg", demo_shape(spacing), spacing, negative_share=0.0)
-    dataset = prepare_dataset(tmp_path / "raw", tmp_path / "nnunet", n_folds=1, seed=0).folder
-    ct = next((dataset / "imagesTr").glob("*_0000.nii.gz"))
-    label = nib.load(next((dataset / "labelsTr").glob("*.nii.gz")))
+    generate_cohort(tmp_path / "raw", 2, 11, "fdg", demo_shape(spacing), spacing, negative_share=0.0)
+    dataset = prepare_dataset(tmp_path / "raw", tmp_path / "nnunet", n_folds=2, seed=0).folder
+    ct = sorted((dataset / "imagesTr").glob("*_0000.nii.gz"))[0]
+    label = nib.load(dataset / "labelsTr" / ct.name.replace("_0000.nii.gz", ".nii.gz"))
     previous = os.getcwd()
     os.chdir(tmp_path)
     try:

@@ -37,6 +37,9 @@ from scripts.workflow_runs import CONFIGS, run_workflow
 
 TRAIN_CONFIGS = ["train.json", "adamw.json", "demo.json"]
 EVALUATE_CONFIGS = ["inference.json", "evaluate.json", "demo.json"]
+# What a working detector must reach on the positive test studies, and its false-positive volume at most.
+TARGET_DICE = 0.5
+TARGET_FPV_SHARE = 0.10
 
 
 class Demo:
@@ -171,6 +174,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     baseline_fpv = mean_of(baseline, "fpv_ml")
     printed = print_comparison([*results, baseline], baseline_fpv)
+    for result in results:
+        numbers = printed[result["name"]]
+        met = numbers["dice"] >= TARGET_DICE and numbers["fpv_share_of_baseline"] <= TARGET_FPV_SHARE
+        numbers["meets_target"] = bool(met)
+        print(
+            f"{result['name']}: Dice {numbers['dice']:.3f} (target >= {TARGET_DICE}), FPV "
+            f"{numbers['fpv_share_of_baseline']:.1%} of the baseline's (target <= {TARGET_FPV_SHARE:.0%}): "
+            + ("target met" if met else "target not met")
+        )
     card_path = args.model.with_suffix(".json")
     shipped_curves = json.loads(card_path.read_text()).get("curves", {}) if card_path.is_file() else {}
     if shipped_curves:

@@ -24,7 +24,7 @@ def workflow_command(config_names: Sequence[str], overrides: dict[str, Any]) -> 
     """The shell command that runs ``configs/<name>`` (merged in order) with ``overrides``."""
     files = [str(CONFIGS / name) for name in config_names]
     flags = " ".join(f"--{key} {shlex.quote(_flag(value))}" for key, value in overrides.items())
-    return f"cd {BUNDLE_ROOT} && python -m monai.bundle run --config_file {shlex.quote(str(files))} {flags}"
+    return f"cd {BUNDLE_ROOT} && python -m monai.bundle run --config_file {shlex.quote(json.dumps(files))} {flags}"
 
 
 def run_workflow(config_names: Sequence[str], overrides: dict[str, Any]) -> str:
