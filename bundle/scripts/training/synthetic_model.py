@@ -127,9 +127,12 @@ def check_on_held_out_maps(weights: Path, organs: Path, work: Path, seed: int, p
     """
     raw, dataset = work / "held_out_raw", work / "held_out_dataset"
     shutil.rmtree(raw, ignore_errors=True)
+    studies = []
     for index, tracer in enumerate(("fdg", "psma")):
         maps = [organs / name for name in HELD_OUT_MAPS if name.startswith(tracer)]
         generate_cohort(raw, per_map * len(maps), seed + index, tracer, organ_maps=maps, negative_share=0.25)
+        # Each call rewrites the folder's manifest with its own studies: read it before the next.
+        studies += json.loads((raw / "synthetic_cohort.json").read_text())["studies"]
     test_set = prepare_dataset(raw, dataset, n_folds=2, seed=0, overwrite=True).folder
     baseline = baseline_result(test_set, work / "held_out_baseline")
     output_dir = work / "held_out_model"
@@ -142,13 +145,13 @@ def check_on_held_out_maps(weights: Path, organs: Path, work: Path, seed: int, p
     }
     command = run_workflow(EVALUATE_CONFIGS, overrides)
     model = masks_result(f"{weights.name} (unseen organ maps)", test_set, output_dir, weights)
-    manifest = json.loads((raw / "synthetic_cohort.json").read_text())
-    print(f"\nunseen organ maps, native grids: {len(manifest['studies'])} studies", flush=True)
+    positive = sum(not study["negative"] for study in studies)
+    print(f"\nunseen organ maps, native grids: {len(studies)} studies ({positive} positive)", flush=True)
     printed = print_comparison([model, baseline], mean_of(baseline, "fpv_ml"))
     return {
         "maps": list(HELD_OUT_MAPS),
-        "studies": len(manifest["studies"]),
-        "positive": sum(not study["negative"] for study in manifest["studies"]),
+        "studies": len(studies),
+        "positive": positive,
         "command": command,
         "results": printed,
     }
