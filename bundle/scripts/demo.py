@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import time
 from pathlib import Path
@@ -83,13 +84,16 @@ class Demo:
         return masks_result(name, test_set, output_dir, checkpoint)
 
 
-def print_curves(name: str, curves: dict[str, list]) -> None:
-    """One line per epoch: mean training loss and the validation Dice where there was one."""
+def print_curves(name: str, curves: dict[str, list], lines: int = 12) -> None:
+    """The mean training loss of about ``lines`` evenly spaced epochs and of every validated one, with its Dice."""
     validation = {int(e): v for e, v in curves.get("validation", [])}
-    print(f"\n{name}: epoch, mean training loss, validation Dice")
-    for epoch, loss in curves.get("loss", []):
-        val = validation.get(int(epoch))
-        print(f"  {int(epoch):4d}  {loss:.4f}" + ("" if val is None else f"  {val:.4f}"))
+    losses = {int(epoch): loss for epoch, loss in curves.get("loss", [])}
+    step = max(1, math.ceil(len(losses) / lines))
+    shown = sorted({e for e in losses if e == 1 or e % step == 0} | set(validation) & set(losses))
+    print(f"\n{name}: epoch, mean training loss, validation Dice ({len(losses)} epochs; full curves in the summary)")
+    for epoch in shown:
+        val = validation.get(epoch)
+        print(f"  {epoch:4d}  {losses[epoch]:.4f}" + ("" if val is None else f"  {val:.4f}"))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -99,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-studies", type=int, default=24)
     parser.add_argument("--test-studies", type=int, default=12)
     parser.add_argument("--test-negative-share", type=float, default=1 / 3)
-    parser.add_argument("--train-epochs", type=int, default=24, help="epochs of the from-scratch training")
+    parser.add_argument("--train-epochs", type=int, default=40, help="epochs of the from-scratch training")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--model", type=Path, default=SHIPPED_MODEL, help="the shipped synthetic-trained weights")
     args = parser.parse_args(argv)
