@@ -6,7 +6,7 @@ import json
 import pytest
 
 from scripts import demo
-from scripts.training.synthetic_model import DEMO_CONFIG
+from scripts.demo_weights import DEMO_CONFIG
 
 
 @pytest.mark.slow

@@ -13,10 +13,10 @@ from monai.bundle import ConfigParser
 from monailabel_infer_task import InferTaskAsInMonaiLabel, infer_request, returned_mask
 
 from scripts.data.prepare import prepare_dataset
+from scripts.demo_weights import SHIPPED_MODEL, demo_shape, demo_spacing
 from scripts.errors import InputDataError
 from scripts.inference.label_app_bundle import install, merged_inference_config
 from scripts.synthetic import generate_cohort
-from scripts.training.synthetic_model import SHIPPED_MODEL, demo_shape, demo_spacing
 
 
 def test_merged_config_is_the_overlay_over_inference_json(bundle_root):

@@ -23,6 +23,7 @@ from typing import Any
 
 from scripts.atomic_io import write_json
 from scripts.data.prepare import prepare_dataset
+from scripts.demo_weights import SHIPPED_MODEL, demo_shape, demo_spacing
 from scripts.evaluation.model_comparison import (
     BASELINE,
     baseline_result,
@@ -33,7 +34,6 @@ from scripts.evaluation.model_comparison import (
 )
 from scripts.synthetic import generate_cohort
 from scripts.training.curves import CURVES_JSON
-from scripts.training.synthetic_model import SHIPPED_MODEL, demo_shape, demo_spacing
 from scripts.workflow_runs import CONFIGS, run_workflow
 
 TRAIN_CONFIGS = ["train.json", "adamw.json", "demo.json"]

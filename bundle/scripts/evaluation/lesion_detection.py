@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
-
 from scripts.evaluation.autopet_metrics import CONNECTIVITY_18
 from scripts.evaluation.mask_scoring import check_same_grid, load_mask
 

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import torch
 from monai.bundle import ConfigParser
-
 from scripts.errors import InputDataError, say
 from scripts.inference.checkpoints import read_state_dict
 

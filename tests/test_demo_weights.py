@@ -1,5 +1,5 @@
 # Copyright (c) 2026 the petct-bixlstm-bundle authors. Licensed under the Apache License, Version 2.0.
-"""The pieces of the shipped-model command (``scripts.training.synthetic_model``) and the curves reader."""
+"""The pieces of the shipped-weights command (``scripts.demo_weights``): grid, organ maps, held-out maps, export."""
 
 import json
 
@@ -10,8 +10,7 @@ import torch
 from monai.bundle import ConfigParser
 
 from scripts.data.volume_checks import world_bounds
-from scripts.training.deep_supervision import nnunet_weights
-from scripts.training.synthetic_model import (
+from scripts.demo_weights import (
     DEMO_CONFIG,
     HELD_OUT_MAPS,
     demo_shape,
@@ -20,6 +19,7 @@ from scripts.training.synthetic_model import (
     resample_organ_maps,
     training_maps,
 )
+from scripts.training.deep_supervision import nnunet_weights
 
 
 def test_nnunet_weights():

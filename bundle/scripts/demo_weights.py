@@ -1,7 +1,7 @@
 # Copyright (c) 2026 the petct-bixlstm-bundle authors. Licensed under the Apache License, Version 2.0.
 r"""The synthetic-trained small model shipped as ``bundle/models/demo_synthetic.pt``, trained by one command.
 
-    cd bundle && python -m scripts.training.synthetic_model --work ../synthetic_model_work \\
+    cd bundle && python -m scripts.demo_weights --work ../demo_weights_work \\
         --organs ../../shared/data/autopet_organ_labels
 
 1. a synthetic cohort on the demo grid (``configs/demo.json`` ``pixdim``): procedural FDG and PSMA bodies, and
@@ -32,10 +32,9 @@ import nibabel as nib
 import numpy as np
 import torch
 from nibabel.processing import resample_from_to
-
 from scripts.atomic_io import atomic_path, write_json
 from scripts.data.prepare import prepare_dataset
-from scripts.evaluation.model_comparison import baseline_result, masks_result, print_comparison, mean_of
+from scripts.evaluation.model_comparison import baseline_result, masks_result, mean_of, print_comparison
 from scripts.synthetic import generate_cohort
 from scripts.training.curves import CURVES_JSON
 from scripts.workflow_runs import BUNDLE_ROOT, CONFIGS, run_workflow
@@ -198,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     card = {
         "weights": args.out.name,
         "trained_on": "synthetic PET/CT only (scripts.synthetic); for trying the package, not for patients",
-        "command": " ".join(["cd bundle && python -m scripts.training.synthetic_model", *arguments]),
+        "command": " ".join(["cd bundle && python -m scripts.demo_weights", *arguments]),
         "bundle_command": command,
         "configs": list(TRAIN_CONFIGS),
         "held_out_organ_maps": list(HELD_OUT_MAPS),
