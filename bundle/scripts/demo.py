@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-studies", type=int, default=24)
     parser.add_argument("--test-studies", type=int, default=12)
     parser.add_argument("--test-negative-share", type=float, default=1 / 3)
-    parser.add_argument("--train-epochs", type=int, default=40, help="epochs of the from-scratch training")
+    parser.add_argument("--train-epochs", type=int, default=24, help="epochs of the from-scratch training")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--model", type=Path, default=SHIPPED_MODEL, help="the shipped synthetic-trained weights")
     args = parser.parse_args(argv)
