@@ -1,11 +1,12 @@
 """Sanity check that the training recipe can learn: each variant overfits one synthetic study.
 
 configs/train.json + adamw.json run through MONAI's ConfigWorkflow with tiny widths on one synthetic study that is
-both the training and the validation set: the real network, loss (deep supervision + Dice/CE), patch sampling
-(the preprocessed cache, then 1:2 lesion/background crops from it) and validation (whole-study sliding window,
-Dice). Only the augmentations are left out: they exist to generalise, and a fit of one study is what is checked here. A recipe
-that works reaches whole-study Dice >= 0.9 within a few hundred iterations; the negative control (the same run on
-randomly shuffled label voxels) must not, so the check cannot pass by itself. ~150-200 iterations suffice today.
+both the training and the validation set: the real network, loss (deep supervision + Dice/CE), patch sampling (the
+preprocessed cache, then 1:2 lesion/background crops from it) and validation (whole-study sliding window, Dice).
+Only the augmentations are left out: they exist to generalise, and a fit of one study is what is checked here. A
+recipe that works reaches whole-study Dice >= 0.9 within a few hundred iterations; the negative control (the same
+run on randomly shuffled label voxels) must not, so the check cannot pass by itself. ~150-200 iterations suffice
+today.
 The study is chosen among generated ones as one whose lesions are all visible on its grid (see
 readable_lesion_voxels); the xLSTM variants train at this learning rate only since the mLSTM kernel clamps its
 input gates (they diverged to NaN gradients before).
