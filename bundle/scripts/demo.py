@@ -18,26 +18,18 @@ import json
 import math
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from scripts.atomic_io import write_json
 from scripts.data.prepare import prepare_dataset
-from scripts.demo_weights import SHIPPED_MODEL, demo_shape, demo_spacing
-from scripts.evaluation.model_comparison import (
-    BASELINE,
-    baseline_result,
-    masks_result,
-    mean_of,
-    print_comparison,
-    test_items,
-)
+from scripts.demo_weights import SHIPPED_MODEL, TRAIN_CONFIGS, demo_shape, demo_spacing, evaluate_checkpoint
+from scripts.evaluation.model_comparison import BASELINE, baseline_result, mean_of, print_comparison, test_items
 from scripts.synthetic import generate_cohort
 from scripts.training.curves import CURVES_JSON
 from scripts.workflow_runs import CONFIGS, run_workflow
 
-TRAIN_CONFIGS = ["train.json", "adamw.json", "demo.json"]
-EVALUATE_CONFIGS = ["inference.json", "evaluate.json", "demo.json"]
 # What a working detector must reach on the positive test studies, and its false-positive volume at most.
 TARGET_DICE = 0.5
 TARGET_FPV_SHARE = 0.10
@@ -67,21 +59,15 @@ class Demo:
         print(text, flush=True)
         self.summary["commands"].append(text)
 
-    def workflow(self, config_names: list[str], overrides: dict[str, Any]) -> None:
+    def workflow(self, config_names: Sequence[str], overrides: dict[str, Any]) -> None:
         """Run a bundle workflow (as ``python -m monai.bundle run`` does) and record its command."""
         self.summary["commands"].append(run_workflow(config_names, overrides))
 
     def evaluate(self, name: str, checkpoint: Path, test_set: Path, output_dir: Path) -> dict[str, Any]:
         """Infer and score the test studies with one checkpoint; returns metrics and detection."""
-        overrides = {
-            "bundle_root": str(self.work / "inference"),
-            "input_path": str(test_set / "datalist_all.json"),
-            "datalist_key": "training",
-            "output_dir": str(output_dir),
-            "checkpoints": [str(checkpoint)],
-        }
-        self.workflow(EVALUATE_CONFIGS, overrides)
-        return masks_result(name, test_set, output_dir, checkpoint)
+        command, result = evaluate_checkpoint(name, checkpoint, test_set, output_dir, self.work / "inference")
+        self.summary["commands"].append(command)
+        return result
 
 
 def print_curves(name: str, curves: dict[str, list], lines: int = 12) -> None:

@@ -32,9 +32,11 @@ import nibabel as nib
 import numpy as np
 import torch
 from nibabel.processing import resample_from_to
-from scripts.atomic_io import atomic_path, write_json
+from scripts.atomic_io import atomic_path, save_nifti, write_json
 from scripts.data.prepare import prepare_dataset
+from scripts.evaluation.metrics import sibling
 from scripts.evaluation.model_comparison import baseline_result, masks_result, mean_of, print_comparison
+from scripts.inference.checkpoints import read_state_dict
 from scripts.synthetic import generate_cohort
 from scripts.training.curves import CURVES_JSON
 from scripts.workflow_runs import BUNDLE_ROOT, CONFIGS, run_workflow
@@ -77,10 +79,7 @@ def resample_organ_maps(maps: Sequence[Path], spacing: Sequence[float], out_dir:
         affine[:3, 3] = corner - affine[:3, :3] @ np.full(3, -0.5)
         target = nib.Nifti1Image(np.zeros(tuple(shape), dtype=np.uint8), affine)
         resampled = resample_from_to(image, target, order=0)
-        labels = np.asarray(resampled.dataobj).astype(np.uint8)
-        out = out_dir / path.name
-        nib.save(nib.Nifti1Image(labels, affine), out)
-        written.append(out)
+        written.append(save_nifti(np.asarray(resampled.dataobj), affine, out_dir / path.name, dtype=np.uint8))
     return written
 
 
@@ -110,12 +109,35 @@ def build_cohort(raw: Path, organs: Path | None, seed: int, scale: float = 1.0) 
 
 def export_weights(checkpoint: Path, out: Path) -> int:
     """Write the network weights of a training checkpoint as float16 to ``out``; returns the file size in bytes."""
-    stored = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    stored = stored.get("model", stored)
+    stored = read_state_dict(checkpoint)
     state = {key: value.half() if value.is_floating_point() else value for key, value in stored.items()}
     with atomic_path(out) as tmp:
         torch.save(state, tmp)
     return out.stat().st_size
+
+
+def evaluate_checkpoint(
+    name: str, checkpoint: Path, test_set: Path, output_dir: Path, bundle_root: Path
+) -> tuple[str, dict[str, Any]]:
+    """Infer and score ``test_set`` with one checkpoint (``EVALUATE_CONFIGS``); returns the command and the result.
+
+    The result holds the metrics the workflow itself wrote, and the lesion-wise detection.
+    """
+    overrides = {
+        "bundle_root": str(bundle_root),
+        "input_path": str(test_set / "datalist_all.json"),
+        "datalist_key": "training",
+        "output_dir": str(output_dir),
+        "checkpoints": [str(checkpoint)],
+    }
+    command = run_workflow(EVALUATE_CONFIGS, overrides)
+    metrics = json.loads(sibling(output_dir / "metrics.csv", "summary", ".json").read_text())
+    return command, masks_result(name, test_set, output_dir, checkpoint, metrics)
+
+
+def portable(text: str, work: Path) -> str:
+    """``text`` with this machine's bundle and work folders written as ``<bundle>`` and ``<work>`` (for the card)."""
+    return text.replace(str(BUNDLE_ROOT), "<bundle>").replace(str(work), "<work>")
 
 
 def check_on_held_out_maps(weights: Path, organs: Path, work: Path, seed: int, per_map: int = 1) -> dict[str, Any]:
@@ -134,16 +156,8 @@ def check_on_held_out_maps(weights: Path, organs: Path, work: Path, seed: int, p
         studies += json.loads((raw / "synthetic_cohort.json").read_text())["studies"]
     test_set = prepare_dataset(raw, dataset, n_folds=2, seed=0, overwrite=True).folder
     baseline = baseline_result(test_set, work / "held_out_baseline")
-    output_dir = work / "held_out_model"
-    overrides = {
-        "bundle_root": str(work / "held_out_inference"),
-        "input_path": str(test_set / "datalist_all.json"),
-        "datalist_key": "training",
-        "output_dir": str(output_dir),
-        "checkpoints": [str(weights)],
-    }
-    command = run_workflow(EVALUATE_CONFIGS, overrides)
-    model = masks_result(f"{weights.name} (unseen organ maps)", test_set, output_dir, weights)
+    name = f"{weights.name} (unseen organ maps)"
+    command, model = evaluate_checkpoint(name, weights, test_set, work / "held_out_model", work / "held_out_inference")
     positive = sum(not study["negative"] for study in studies)
     print(f"\nunseen organ maps, native grids: {len(studies)} studies ({positive} positive)", flush=True)
     printed = print_comparison([model, baseline], mean_of(baseline, "fpv_ml"))
@@ -151,7 +165,7 @@ def check_on_held_out_maps(weights: Path, organs: Path, work: Path, seed: int, p
         "maps": list(HELD_OUT_MAPS),
         "studies": len(studies),
         "positive": positive,
-        "command": command,
+        "command": portable(command, work),
         "results": printed,
     }
 
@@ -197,8 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     card = {
         "weights": args.out.name,
         "trained_on": "synthetic PET/CT only (scripts.synthetic); for trying the package, not for patients",
-        "command": " ".join(["cd bundle && python -m scripts.demo_weights", *arguments]),
-        "bundle_command": command,
+        "command": portable(" ".join(["cd bundle && python -m scripts.demo_weights", *arguments]), work),
+        "bundle_command": portable(command, work),
         "configs": list(TRAIN_CONFIGS),
         "held_out_organ_maps": list(HELD_OUT_MAPS),
         "cohort": cohort,

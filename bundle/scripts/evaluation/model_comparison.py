@@ -27,10 +27,17 @@ def test_items(test_set: Path) -> list[dict]:
     return find_inference_items(Path(test_set) / "datalist_all.json", datalist_key="training")
 
 
-def masks_result(name: str, test_set: Path, pred_dir: Path, checkpoint: Path | None = None) -> dict[str, Any]:
-    """Metrics (written to ``pred_dir/metrics.csv`` and its summary) and detection of the masks in ``pred_dir``."""
+def masks_result(
+    name: str, test_set: Path, pred_dir: Path, checkpoint: Path | None = None, metrics: dict | None = None
+) -> dict[str, Any]:
+    """Metrics and detection of the masks in ``pred_dir``.
+
+    ``metrics``: the summary ``evaluate.json`` already wrote for these masks; when absent they are scored here
+    (``pred_dir/metrics.csv`` and its summary).
+    """
     items = test_items(test_set)
-    metrics = score_predictions(items, pred_dir, Path(pred_dir) / "metrics.csv", verbose=False)
+    if metrics is None:
+        metrics = score_predictions(items, pred_dir, Path(pred_dir) / "metrics.csv", verbose=False)
     detection = detection_summary(list(detect_files(prediction_pairs(items, pred_dir)).values()))
     stored = None if checkpoint is None else str(checkpoint)
     return {"name": name, "checkpoint": stored, "metrics": metrics, "detection": detection}

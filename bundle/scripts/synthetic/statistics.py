@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+from scripts.evaluation.autopet_metrics import CONNECTIVITY_18
 from scripts.synthetic.lesions import LesionSpec
 
-CONNECTIVITY_18 = ndimage.generate_binary_structure(3, 2)
 HOT_RADIUS_MM = 20.0
 SHELL_VOXELS = 2
 VOLUME_BINS_ML = (1.0, 10.0)
