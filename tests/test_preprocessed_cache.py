@@ -264,15 +264,16 @@ def _build_command(bundle_root, root, folder):
 
 
 def _kill_while_writing(command, cwd, cache_dir, env):
-    """Run ``command`` until a builder's temporary entry folder appears, then SIGKILL it; that folder or None."""
+    """Run ``command`` until a builder has written a first file of an entry, then SIGKILL it; that entry's
+    temporary folder, or None when the kill came after the entry was moved into place."""
     process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline, in_progress = time.monotonic() + 300, []
-    while not in_progress and process.poll() is None and time.monotonic() < deadline:
-        in_progress = list((cache_dir / ".building").glob("*/*"))
+    deadline, written = time.monotonic() + 300, []
+    while not written and process.poll() is None and time.monotonic() < deadline:
+        written = list((cache_dir / ".building").glob("*/*/*"))  # .building/<entry id>/<temporary folder>/<file>
         time.sleep(0.001)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    return in_progress[0] if in_progress and in_progress[0].exists() else None
+    return written[0].parent if written and written[0].parent.exists() else None
 
 
 @pytest.mark.slow
@@ -284,9 +285,9 @@ def test_a_build_killed_mid_way_leaves_no_complete_looking_entry_and_a_rerun_fin
     cache_dir = root / "preprocessed" / "train"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = _build_command(bundle_root, root, folder)
-    for _attempt in range(6):  # the kill can land just after an entry completed, or (on a loaded machine) before
-        leftover = _kill_while_writing(command, bundle_root, cache_dir, env)  # its first file: then try again
-        if leftover is not None and any(leftover.iterdir()):
+    for _attempt in range(6):  # the kill can land just after an entry was moved into place: then try again
+        leftover = _kill_while_writing(command, bundle_root, cache_dir, env)
+        if leftover is not None:
             break
     assert leftover is not None, "the build was never caught while writing an entry"
     killed_id = leftover.parent.name
