@@ -2,6 +2,7 @@
 """Tests of the synthetic whole-body PET/CT generator (``scripts.synthetic``), on small volumes."""
 
 import json
+import shutil
 
 import nibabel as nib
 import numpy as np
@@ -320,6 +321,29 @@ def test_cohort_negative_share_defaults_to_the_tracers_autopet_share(tmp_path):
     manifest = json.loads((tmp_path / "psma" / MANIFEST_FILE).read_text())
     assert manifest["negative_share"] == NEGATIVE_SHARE["psma"]
     assert sum(entry["negative"] for entry in manifest["studies"]) == round(2 * NEGATIVE_SHARE["psma"])
+
+
+def test_two_cohorts_written_into_one_folder_are_both_in_its_manifest(tmp_path):
+    out = tmp_path / "mixed"
+    fdg = generate_cohort(out, n=2, seed=1, tracer="fdg", shape=(40, 40, 56))
+    psma = generate_cohort(out, n=2, seed=2, tracer="psma", shape=(40, 40, 56))
+    manifest = json.loads((out / MANIFEST_FILE).read_text())
+    assert sorted(entry["folder"] for entry in manifest["studies"]) == sorted(
+        str(f.relative_to(out)) for f in fdg + psma
+    )
+    assert [(call["tracer"], call["seed"], call["studies"]) for call in manifest["calls"]] == [
+        ("fdg", 1, 2),
+        ("psma", 2, 2),
+    ]
+    assert manifest["tracer"] == "psma"  # the top-level parameters are the latest call's
+    again = generate_cohort(out, n=2, seed=2, tracer="psma", shape=(40, 40, 56))
+    assert again == psma
+    assert len(json.loads((out / MANIFEST_FILE).read_text())["studies"]) == 4, "a rewritten study is listed once"
+    for folder in fdg:
+        shutil.rmtree(folder)
+    generate_cohort(out, n=2, seed=2, tracer="psma", shape=(40, 40, 56))
+    manifest = json.loads((out / MANIFEST_FILE).read_text())
+    assert len(manifest["studies"]) == 2 and len(manifest["calls"]) == 1, "studies no longer on disk are dropped"
 
 
 def test_coarse_pet_grid_is_coarser_with_the_same_physical_extent():

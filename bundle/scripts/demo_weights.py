@@ -38,6 +38,7 @@ from scripts.evaluation.metrics import sibling
 from scripts.evaluation.model_comparison import baseline_result, masks_result, mean_of, print_comparison
 from scripts.inference.checkpoints import read_state_dict
 from scripts.synthetic import generate_cohort
+from scripts.synthetic.cohort import MANIFEST_FILE
 from scripts.training.curves import CURVES_JSON
 from scripts.workflow_runs import BUNDLE_ROOT, CONFIGS, run_workflow
 
@@ -148,12 +149,10 @@ def check_on_held_out_maps(weights: Path, organs: Path, work: Path, seed: int, p
     """
     raw, dataset = work / "held_out_raw", work / "held_out_dataset"
     shutil.rmtree(raw, ignore_errors=True)
-    studies = []
     for index, tracer in enumerate(("fdg", "psma")):
         maps = [organs / name for name in HELD_OUT_MAPS if name.startswith(tracer)]
         generate_cohort(raw, per_map * len(maps), seed + index, tracer, organ_maps=maps, negative_share=0.25)
-        # Each call rewrites the folder's manifest with its own studies: read it before the next.
-        studies += json.loads((raw / "synthetic_cohort.json").read_text())["studies"]
+    studies = json.loads((raw / MANIFEST_FILE).read_text())["studies"]
     test_set = prepare_dataset(raw, dataset, n_folds=2, seed=0, overwrite=True).folder
     baseline = baseline_result(test_set, work / "held_out_baseline")
     name = f"{weights.name} (unseen organ maps)"

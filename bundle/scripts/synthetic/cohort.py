@@ -2,8 +2,8 @@
 """Cohorts of synthetic studies: who is negative, who has a follow-up, and writing the autoPET layout.
 
 Layout written: ``OUT/<patient>/<study>/{CTres,SUV,SEG}.nii.gz`` (float32 CT in HU, float32 PET in SUV,
-uint8 lesion mask on the CT grid), plus ``OUT/synthetic_cohort.json`` describing every study. Everything
-is a function of the seed: the same seed gives identical arrays.
+uint8 lesion mask on the CT grid), plus ``OUT/synthetic_cohort.json`` describing every study in ``OUT`` (of
+every call that wrote there). Everything is a function of the seed: the same seed gives identical arrays.
 
 Longer than 300 lines because planning a cohort, rendering a patient's studies and writing them with the
 manifest share the study plan and the manifest format; split, each half would need the other's internals.
@@ -12,6 +12,7 @@ manifest share the study plan and the manifest format; split, each half would ne
 from __future__ import annotations
 
 import datetime
+import json
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -351,19 +352,33 @@ def generate_cohort(
             folder = write_study(study, out)
             folders.append(folder)
             described.append(_describe(study, folder, out))
-    write_json(
-        {
-            "generator": "scripts.synthetic",
-            "seed": seed,
-            "tracer": tracer,
-            "n": n,
-            "shape": None if maps else list(grid.shape),
-            "spacing_mm": None if maps else [round(s, 4) for s in grid.spacing],
-            "pet_coarse_factor": pet_coarse_factor if pet_coarse else None,
-            "negative_share": negative_share,
-            "longitudinal_share": longitudinal_share,
-            "studies": described,
-        },
-        out / MANIFEST_FILE,
-    )
+    call = {
+        "generator": "scripts.synthetic",
+        "seed": seed,
+        "tracer": tracer,
+        "n": n,
+        "shape": None if maps else list(grid.shape),
+        "spacing_mm": None if maps else [round(s, 4) for s in grid.spacing],
+        "pet_coarse_factor": pet_coarse_factor if pet_coarse else None,
+        "negative_share": negative_share,
+        "longitudinal_share": longitudinal_share,
+    }
+    write_json(_merged_manifest(out / MANIFEST_FILE, call, described), out / MANIFEST_FILE)
     return folders
+
+
+def _merged_manifest(path: Path, call: dict, described: list[dict]) -> dict:
+    """This call's parameters and studies, after those of earlier calls into the same folder still on disk.
+
+    The top-level parameters are the latest call's; ``calls`` lists every call's, and ``studies`` every study
+    in the folder (a study written again replaces its earlier entry).
+    """
+    earlier = json.loads(path.read_text()) if path.is_file() else {}
+    folders = {entry["folder"] for entry in described}
+    kept = [
+        entry
+        for entry in earlier.get("studies", [])
+        if entry["folder"] not in folders and (path.parent / entry["folder"]).is_dir()
+    ]
+    calls = (earlier.get("calls") or [{k: v for k, v in earlier.items() if k != "studies"}]) if kept else []
+    return {**call, "calls": [*calls, {**call, "studies": len(described)}], "studies": kept + described}
