@@ -92,12 +92,14 @@ def training_maps(organs: Path | None) -> list[Path]:
     return [p for p in maps if p.name not in HELD_OUT_MAPS]
 
 
-def build_cohort(raw: Path, organs: Path | None, seed: int, scale: float = 1.0) -> list[dict]:
-    """Write the training cohort into ``raw`` (one autoPET-layout folder); returns what was generated."""
+def build_cohort(
+    raw: Path, organs: Path | None, seed: int, scale: float = 1.0, cohort: Sequence[tuple] = COHORT
+) -> list[dict]:
+    """Write a training cohort (``cohort``: rows as in :data:`COHORT`) into ``raw``; returns what was generated."""
     spacing = demo_spacing()
     maps = resample_organ_maps(training_maps(organs), spacing, raw.parent / "organ_maps") if organs else []
     described = []
-    for index, (tracer, procedural, mapped, negative_share) in enumerate(COHORT):
+    for index, (tracer, procedural, mapped, negative_share) in enumerate(cohort):
         n = max(1, round(procedural * scale))
         generate_cohort(raw, n, seed + 10 * index, tracer, demo_shape(spacing), spacing, negative_share=negative_share)
         described.append({"tracer": tracer, "bodies": "procedural", "studies": n, "negative_share": negative_share})
