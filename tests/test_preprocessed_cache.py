@@ -166,6 +166,42 @@ def test_train_json_augmentation_gives_the_same_samples_from_stored_and_uncached
             np.testing.assert_allclose(sample[key].numpy(), expected[key].numpy(), rtol=0, atol=1e-5)
 
 
+def _centre(crop, seed, sample):
+    crop.set_random_state(seed)(dict(sample))
+    return crop.center
+
+
+def test_hot_patches_are_centred_on_the_uptake_train_json_marks_as_hot_background(items, bundle_root, tmp_path):
+    """train.json's class locations mark PET >= hot_background_suv outside lesions; hot > 0 centres that share."""
+    parser = ConfigParser()
+    parser.read_config(str(bundle_root / "configs" / "train.json"))
+    parser.update(TINY)
+    locations = parser.get_parsed_content("preprocessed_cache#class_locations")
+    assert locations.hot_above == pytest.approx((4.0 - 7.06) / 7.96), "SUV 4 in normalised PET units"
+    cache = PreprocessedCache(tmp_path / "cache", _chain(), "image", "label", locations)
+    item = items[0]
+    cache.build_missing([item])
+    sample = cache.sample(item)
+    hot = sample["hot_indices"]
+    pet = cache.study(item).image.read()[1].ravel()
+    assert hot.size > 0 and (pet[hot] >= locations.hot_above).all()
+    shape = tuple(cache.study(item).image.shape[1:])
+    hot_set = {tuple(c) for c in np.stack(np.unravel_index(hot, shape), axis=1).tolist()}
+    crop = RandCropStoredByPosNegd(KEYS, "label", (3, 3, 3), pos=1, neg=1, hot=2)  # small: centres stay put
+    centred = sum(_centre(crop, seed, sample) in hot_set for seed in range(200))
+    assert 70 <= centred <= 130, f"{centred} of 200 patches on hot background, expected about 100"
+    without = {k: v for k, v in sample.items() if k != "hot_indices"}
+    plain, hot_off = (
+        RandCropStoredByPosNegd(KEYS, "label", ROI, 1, 2),
+        RandCropStoredByPosNegd(KEYS, "label", ROI, 1, 2, hot=0),
+    )
+    for seed in range(20):
+        assert _centre(plain, seed, without) == _centre(hot_off, seed, sample), "hot=0 draws as before"
+    assert "hot_indices" not in hot_off(dict(sample)), "the index keys are consumed"
+    with pytest.raises(KeyError, match="hot_indices"):
+        crop({k: v for k, v in sample.items() if k != "hot_indices"})
+
+
 def test_cropping_before_padding_gives_the_patches_of_padding_first_when_the_study_covers_the_patch(items):
     """The configs used to pad, locate and crop; a patch that fits in the study comes out the same either way."""
     pad_first = Compose(

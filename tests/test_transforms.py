@@ -478,3 +478,34 @@ def test_class_locations_are_capped_deterministic_and_drive_lesion_centred_crops
     )
     for patch in crop(located):
         assert patch["label"][0, 2, 2, 2] == 1  # every crop is centred on a lesion voxel
+
+
+def test_hot_background_indices_are_uptake_outside_lesions_with_every_region_represented():
+    from scripts.transforms import ClassLocationsd
+
+    image = torch.zeros(2, 30, 30, 30)
+    label = torch.zeros(1, 30, 30, 30)
+    image[1, :20, :20, :20] = 5.0  # a large hot organ, 8000 voxels
+    image[1, 25:27, 25:27, 25:27] = 5.0  # a small hot focus, 8 voxels
+    image[1, 28, 0, 0] = 5.0  # one hot voxel: noise, below hot_min_voxels
+    image[0, 25:30, 0:5, 25:30] = 9.0  # hot CT only: not PET uptake
+    label[0, 5:8, 5:8, 5:8] = 1  # a lesion inside the hot organ
+    located = ClassLocationsd("label", max_samples=100, image_key="image", hot_above=4.0)(
+        {"image": image, "label": label}
+    )
+    hot = np.unravel_index(located["hot_indices"], (30, 30, 30))
+    assert (image[1].numpy()[hot] >= 4.0).all() and (label[0].numpy()[hot] == 0).all()
+    in_organ = int((hot[0] < 20).sum())
+    assert in_organ == 50, "the organ is capped at an equal share (100 / 2 regions)"
+    assert len(located["hot_indices"]) - in_organ == 8, "the small focus keeps all its voxels, the lone voxel none"
+    again = ClassLocationsd("label", max_samples=100, image_key="image", hot_above=4.0)(
+        {"image": image, "label": label}
+    )
+    np.testing.assert_array_equal(located["hot_indices"], again["hot_indices"])
+    np.testing.assert_array_equal(
+        located["bg_indices"], ClassLocationsd("label", max_samples=100)(located)["bg_indices"]
+    )
+    nothing_hot = ClassLocationsd("label", image_key="image", hot_above=50.0)({"image": image, "label": label})
+    assert nothing_hot["hot_indices"].size == 0
+    with pytest.raises(ValueError, match="image_key and hot_above together"):
+        ClassLocationsd("label", image_key="image")

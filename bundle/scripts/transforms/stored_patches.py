@@ -6,7 +6,8 @@ with ``shape``, ``dtype``, ``read(box, out)`` and ``to_metatensor(array, start)`
 exactly as their MONAI counterparts do on an in-memory volume, with the same random draws, read only that box,
 and pad it to the patch size with zeros, symmetrically:
 
-- :class:`RandCropStoredByPosNegd` = ``RandCropByPosNegLabeld(allow_smaller=True)`` then ``SpatialPadd``;
+- :class:`RandCropStoredByPosNegd` = ``RandCropByPosNegLabeld(allow_smaller=True)`` then ``SpatialPadd``
+  (optionally with a share of patches centred on hot background, the hard negatives);
 - :class:`RandSpatialCropStoredd` = ``SpatialPadd`` then ``RandSpatialCropd`` (equal to crop-then-pad);
 - :class:`LoadStoredd`: the whole volume, for validation.
 """
@@ -61,11 +62,14 @@ def read_padded_box(volume: LazyVolume, box: Sequence[slice], size: Sequence[int
 
 
 class RandCropStoredByPosNegd(Randomizable, MapTransform):
-    """One patch centred on a lesion voxel (``pos``) or a background voxel (``neg``), from stored volumes.
+    """One patch centred on a lesion voxel (``pos``), a background voxel (``neg``) or a hot one (``hot``).
 
-    Draws exactly as ``RandCropByPosNegLabeld(num_samples=1, allow_smaller=True)`` with precomputed
-    ``fg_indices``/``bg_indices`` (the same random state gives the same centre), reads only that patch, and pads
-    it to ``spatial_size`` like ``SpatialPadd``. The index keys are removed, as ``RandCropByPosNegLabeld`` does.
+    With ``hot=0`` it draws exactly as ``RandCropByPosNegLabeld(num_samples=1, allow_smaller=True)`` with
+    precomputed ``fg_indices``/``bg_indices`` (the same random state gives the same centre). With ``hot > 0`` a
+    share ``hot / (pos + neg + hot)`` of the patches is centred on a hot background voxel (``hot_indices`` of
+    :class:`~scripts.transforms.ClassLocationsd`: PET uptake that is no lesion), the rest as before; a study without
+    hot background falls back to the pos/neg draw. It reads only that patch and pads it to ``spatial_size`` like
+    ``SpatialPadd``. The index keys are removed, as ``RandCropByPosNegLabeld`` does.
 
     Args:
         keys: the volumes to crop (image and label).
@@ -73,8 +77,10 @@ class RandCropStoredByPosNegd(Randomizable, MapTransform):
         spatial_size: patch size (X, Y, Z).
         pos: weight of lesion-centred patches.
         neg: weight of background-centred patches.
+        hot: weight of patches centred on hot background (hard negatives); 0 turns them off.
         fg_indices_key: key of the lesion voxel indices (flat, C order).
         bg_indices_key: key of the background voxel indices.
+        hot_indices_key: key of the hot background voxel indices (needed when ``hot > 0``).
         allow_missing_keys: do not raise when a key is absent.
     """
 
@@ -85,23 +91,38 @@ class RandCropStoredByPosNegd(Randomizable, MapTransform):
         spatial_size: Sequence[int],
         pos: float = 1.0,
         neg: float = 1.0,
+        hot: float = 0.0,
         fg_indices_key: str = "fg_indices",
         bg_indices_key: str = "bg_indices",
+        hot_indices_key: str = "hot_indices",
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         if pos < 0 or neg < 0 or pos + neg == 0:
             raise ValueError(f"pos and neg must be non-negative and not both 0, got pos={pos} neg={neg}")
+        if hot < 0:
+            raise ValueError(f"hot must be non-negative, got {hot}")
         self.label_key = label_key
         self.spatial_size = tuple(int(s) for s in spatial_size)
         self.pos_ratio = pos / (pos + neg)
-        self.fg_indices_key, self.bg_indices_key = fg_indices_key, bg_indices_key
+        self.hot_ratio = hot / (pos + neg + hot)
+        self.fg_indices_key, self.bg_indices_key, self.hot_indices_key = fg_indices_key, bg_indices_key, hot_indices_key
         self.center: tuple[int, ...] | None = None
 
-    def randomize(self, label_shape: Sequence[int], fg_indices: np.ndarray, bg_indices: np.ndarray) -> None:
+    def randomize(
+        self,
+        label_shape: Sequence[int],
+        fg_indices: np.ndarray,
+        bg_indices: np.ndarray,
+        hot_indices: np.ndarray | None = None,
+    ) -> None:
         """Draw the patch centre (MONAI's ``generate_pos_neg_label_crop_centers`` on ``self.R``)."""
+        if self.hot_ratio > 0 and self.R.rand() < self.hot_ratio and hot_indices is not None and len(hot_indices):
+            fg_indices, pos_ratio = hot_indices, 1.0
+        else:
+            pos_ratio = self.pos_ratio
         centers = generate_pos_neg_label_crop_centers(
-            self.spatial_size, 1, self.pos_ratio, label_shape, fg_indices, bg_indices, self.R, allow_smaller=True
+            self.spatial_size, 1, pos_ratio, label_shape, fg_indices, bg_indices, self.R, allow_smaller=True
         )
         self.center = tuple(int(c) for c in centers[0])
 
@@ -113,9 +134,15 @@ class RandCropStoredByPosNegd(Randomizable, MapTransform):
                 f"{type(self).__name__} needs {self.fg_indices_key!r} and {self.bg_indices_key!r} (the class "
                 f"locations a PreprocessedCache stores for labelled studies); the item has {sorted(map(str, d))}"
             )
+        if self.hot_ratio > 0 and self.hot_indices_key not in d:
+            raise KeyError(
+                f"{type(self).__name__}(hot > 0) needs {self.hot_indices_key!r}: build the preprocessed cache with "
+                f"ClassLocationsd(image_key=..., hot_above=...); the item has {sorted(map(str, d))}"
+            )
         fg_indices, bg_indices = d.pop(self.fg_indices_key), d.pop(self.bg_indices_key)
+        hot_indices = d.pop(self.hot_indices_key, None)
         label_shape = tuple(d[self.label_key].shape[1:])
-        self.randomize(label_shape, fg_indices, bg_indices)
+        self.randomize(label_shape, fg_indices, bg_indices, hot_indices)
         size = fall_back_tuple(self.spatial_size, label_shape)
         box = Crop.compute_slices(roi_center=self.center, roi_size=size)
         for key in self.key_iterator(d):
