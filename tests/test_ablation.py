@@ -198,7 +198,7 @@ def test_unknown_arm_is_rejected():
         Arm.parse("xlstm")
 
 
-def test_overlays_set_the_recipe_of_fine_tuning_and_evaluation(dataset, bundle_root, tmp_path):
+def test_overlays_set_the_recipe_of_fine_tuning_and_evaluation(ablation, dataset, bundle_root, tmp_path):
     """``--overlay adamw.json demo.json``: AdamW at demo.json's learning rate and windows, recorded in the protocol."""
     out = tmp_path / "overlaid"
     command = ["--data", str(dataset), "--out", str(out), "--arms", "none", "--seeds", "0", *TINY_BUDGET]
@@ -208,6 +208,10 @@ def test_overlays_set_the_recipe_of_fine_tuning_and_evaluation(dataset, bundle_r
     assert recorded["overlays"] == ["adamw.json", "demo.json"]
     assert recorded["learning_rate"] == demo["learning_rate"], "the overlay's value is the default"
     assert recorded["epochs"] == 1, "an explicit option still wins"
+    assert recorded["pos_neg_ratio"] == demo["pos_neg_ratio"] and recorded["hot_patch_weight"] == 1
+    plain = json.loads((ablation / "protocol.json").read_text())["budget"]
+    assert plain["pos_neg_ratio"] == [1, 2] and plain["hot_patch_weight"] == 0, "train.json's own sampling"
+    assert "patch centres (lesion : anywhere : hot background) | 2 : 1 : 1" in (out / "ablation.md").read_text()
     record = json.loads(next((out / "runs").rglob("run.json")).read_text())
     state = torch.load(record["checkpoint"], map_location="cpu", weights_only=True)["optimizer"]["state"]
     assert "exp_avg" in next(iter(state.values())), "AdamW's moments, not SGD's momentum buffer"

@@ -99,7 +99,7 @@ def make_protocol(args: argparse.Namespace, arms: list[Arm], command: str) -> Pr
     return Protocol(
         data=data,
         labelled=labelled_subset(data, args.labelled),
-        budget=resolve_budget({field.name: getattr(args, field.name) for field in fields(Budget)}),
+        budget=resolve_budget({field.name: getattr(args, field.name, None) for field in fields(Budget)}),
         arms=arms,
         seeds=list(dict.fromkeys(args.seeds)),
         out=args.out.resolve(),

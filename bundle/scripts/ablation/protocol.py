@@ -67,6 +67,8 @@ class Budget:
     strides: list[int]
     tta_axes: list[int]
     sw_overlap: float
+    pos_neg_ratio: list[float]  # lesion : anywhere patch centres
+    hot_patch_weight: float  # patches centred on hot background (hard negatives), same scale as pos_neg_ratio
     overlays: list[str] = field(default_factory=list)  # configs after train.json / evaluate.json, e.g. demo.json
 
     def training_configs(self) -> list[str]:
@@ -98,6 +100,8 @@ _TRAIN_DEFAULTS = {
     "pixdim": "pixdim",
     "features": "features",
     "strides": "strides",
+    "pos_neg_ratio": "pos_neg_ratio",
+    "hot_patch_weight": "hot_patch_weight",
 }
 _PRETRAIN_DEFAULTS = {
     "pretrain_epochs": "max_epochs",

@@ -111,6 +111,10 @@ def _budget_lines(protocol: Protocol, seconds: Mapping[str, float]) -> list[str]
         ),
         ("pretraining data", str(pretrain_data)),
         ("patch (roi_size)", " x ".join(map(str, budget.roi_size))),
+        (
+            "patch centres (lesion : anywhere : hot background)",
+            " : ".join(f"{w:g}" for w in (*budget.pos_neg_ratio, budget.hot_patch_weight)),
+        ),
         ("voxel size (pixdim, mm)", " x ".join(map(str, budget.pixdim))),
         ("features / strides", f"{budget.features} / {budget.strides}"),
         ("evaluation", f"sliding window, overlap {budget.sw_overlap}, flip TTA axes {budget.tta_axes}"),
