@@ -100,18 +100,19 @@ def sample_region_indices(mask: np.ndarray, min_voxels: int, max_samples: int, r
     regions, count = ndimage.label(mask, structure=np.ones((3,) * mask.ndim, dtype=bool))
     if count == 0:
         return np.zeros(0, dtype=np.int64)
-    flat = regions.ravel()
-    sizes = np.bincount(flat, minlength=count + 1)
+    voxels = np.flatnonzero(regions)
+    region_of = regions.ravel()[voxels]
+    sizes = np.bincount(region_of, minlength=count + 1)
     kept = np.flatnonzero(sizes >= max(min_voxels, 1))
     kept = kept[kept > 0]
     if kept.size == 0:
         return np.zeros(0, dtype=np.int64)
     quota = max(max_samples // kept.size, 1)
-    order = np.argsort(flat, kind="stable")  # voxel indices grouped by region, ascending within each
-    starts = np.concatenate([[0], np.cumsum(sizes)])
+    grouped = voxels[np.argsort(region_of, kind="stable")]  # hot voxels grouped by region, ascending within each
+    starts = np.concatenate([[0], np.cumsum(sizes[1:])])  # region r occupies grouped[starts[r-1]:starts[r]]
     chosen = []
     for region in kept:
-        members = order[starts[region] : starts[region + 1]]
+        members = grouped[starts[region - 1] : starts[region]]
         if members.size > quota:
             members = rng.choice(members, size=quota, replace=False)
         chosen.append(members)
