@@ -16,16 +16,20 @@ caches it.
 from __future__ import annotations
 
 import numpy as np
-import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
+from monai.utils import convert_to_numpy
 from scipy import ndimage
 from scripts.data.pet_ct_files import PET_CHANNEL
 
 
 def sample_flat_indices(mask: np.ndarray, max_samples: int, rng: np.random.Generator) -> np.ndarray:
     """Flat (C-order) indices of up to ``max_samples`` true voxels of ``mask``, sorted."""
-    indices = np.flatnonzero(mask)
+    return _capped(np.flatnonzero(mask), max_samples, rng)
+
+
+def _capped(indices: np.ndarray, max_samples: int, rng: np.random.Generator) -> np.ndarray:
+    """``indices`` (ascending), or a sorted random ``max_samples`` of them when there are more."""
     if indices.size > max_samples:
         indices = np.sort(rng.choice(indices, size=max_samples, replace=False))
     return indices
@@ -76,12 +80,12 @@ class ClassLocationsd(MapTransform):
         """Add the index arrays to a copy of ``data``."""
         result = dict(data)
         for key in self.key_iterator(result):
-            mask = _as_array(result[key])[0] > 0
+            mask = convert_to_numpy(result[key])[0] > 0
             rng = np.random.default_rng(self.seed)
             result[self.fg_indices_key] = sample_flat_indices(mask, self.max_samples, rng)
             result[self.bg_indices_key] = sample_flat_indices(~mask, self.max_samples, rng)
             if self.image_key is not None:
-                image = _as_array(result[self.image_key])
+                image = convert_to_numpy(result[self.image_key])
                 if image.shape[0] <= self.hot_channel or image.shape[1:] != mask.shape:
                     raise ValueError(
                         f"{self.image_key!r} has shape {tuple(image.shape)}: no channel {self.hot_channel} on the "
@@ -98,26 +102,13 @@ def sample_region_indices(mask: np.ndarray, min_voxels: int, max_samples: int, r
     Each region keeps at most an equal share of ``max_samples``, so a uniform draw does not favour the largest.
     """
     regions, count = ndimage.label(mask, structure=np.ones((3,) * mask.ndim, dtype=bool))
-    if count == 0:
-        return np.zeros(0, dtype=np.int64)
     voxels = np.flatnonzero(regions)
     region_of = regions.ravel()[voxels]
-    sizes = np.bincount(region_of, minlength=count + 1)
-    kept = np.flatnonzero(sizes >= max(min_voxels, 1))
-    kept = kept[kept > 0]
+    sizes = np.bincount(region_of, minlength=count + 1)[1:]
+    kept = np.flatnonzero(sizes >= min_voxels)
     if kept.size == 0:
         return np.zeros(0, dtype=np.int64)
     quota = max(max_samples // kept.size, 1)
-    grouped = voxels[np.argsort(region_of, kind="stable")]  # hot voxels grouped by region, ascending within each
-    starts = np.concatenate([[0], np.cumsum(sizes[1:])])  # region r occupies grouped[starts[r-1]:starts[r]]
-    chosen = []
-    for region in kept:
-        members = grouped[starts[region - 1] : starts[region]]
-        if members.size > quota:
-            members = rng.choice(members, size=quota, replace=False)
-        chosen.append(members)
-    return np.sort(np.concatenate(chosen)).astype(np.int64)
-
-
-def _as_array(value: np.ndarray | torch.Tensor) -> np.ndarray:
-    return np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value)
+    # hot voxels grouped by region (ascending within each), one array per region
+    by_region = np.split(voxels[np.argsort(region_of, kind="stable")], np.cumsum(sizes)[:-1])
+    return np.sort(np.concatenate([_capped(by_region[r], quota, rng) for r in kept])).astype(np.int64)
