@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from monai.utils import convert_to_numpy
 
 _SKIPPED_ATTRIBUTES = {"R"}  # random states: not a setting
 _LARGEST_ARRAY = 64  # bigger arrays are described by shape only
@@ -37,7 +38,7 @@ def describe(obj: Any, _seen: frozenset[int] = frozenset()) -> Any:
     if isinstance(obj, np.generic):
         return describe(obj.item(), _seen)
     if isinstance(obj, (np.ndarray, torch.Tensor)):
-        array = np.asarray(obj.detach().cpu() if isinstance(obj, torch.Tensor) else obj)
+        array = convert_to_numpy(obj)
         if array.size > _LARGEST_ARRAY:
             return f"array of shape {list(array.shape)}"
         return describe(array.tolist(), _seen)

@@ -43,6 +43,7 @@ import monai
 import numpy as np
 import torch
 from monai.transforms import Compose, MapTransform, apply_transform
+from monai.utils import convert_to_numpy
 from scripts.atomic_io import staging_path
 from scripts.data.cache_settings import describe, differences, digest
 from scripts.data.file_layout import NNUNET_CT_SUFFIX, safe_name, strip_nifti_suffix
@@ -125,12 +126,6 @@ def _fsync_folder(folder: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
-
-
-def _as_numpy(value: Any) -> np.ndarray:
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy()
-    return np.asarray(value)
 
 
 def _label_dtype(array: np.ndarray) -> np.dtype:
@@ -351,13 +346,13 @@ class PreprocessedCache:
             "spatial_shape": [int(s) for s in image.shape[1:]],
             "affine": np.asarray(image.affine, dtype=np.float64).tolist(),
             "meta": {k: str(image.meta[k]) for k in _KEPT_META if k in getattr(image, "meta", {})},
-            "image": self._store_channels(tmp, self.image_key, _as_numpy(image), np.dtype(np.float32)),
+            "image": self._store_channels(tmp, self.image_key, convert_to_numpy(image), np.dtype(np.float32)),
             "label": None,
             "arrays": [],
         }
         label = data.get(self.label_key) if self.label_key else None
         if label is not None and key.label_source is not None:
-            array = _as_numpy(label)
+            array = convert_to_numpy(label)
             entry["label"] = self._store_channels(tmp, self.label_key, array, _label_dtype(array))
         for name, value in data.items():
             if name in item or name in (self.image_key, self.label_key):
@@ -365,7 +360,7 @@ class PreprocessedCache:
             if isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim <= 1:
                 if name in location_keys and entry["label"] is None:
                     continue
-                _save_npy(tmp / f"{name}.npy", _as_numpy(value))
+                _save_npy(tmp / f"{name}.npy", convert_to_numpy(value))
                 record = {"key": name, "file": f"{name}.npy", "tensor": isinstance(value, torch.Tensor)}
                 entry["arrays"].append({**record, "with_label": name in location_keys})
         entry["built_by"] = {"host": socket.gethostname(), "pid": os.getpid(), "monai": monai.__version__}
