@@ -82,3 +82,19 @@ def test_installed_config_reads_alone(bundle_root, tmp_path):
     parser.read_config(str(app / "configs" / "inference.json"))
     parser.config["bundle_root"] = str(app)
     assert parser.get_parsed_content("checkpoints") == [str(app / "models" / "model.pt")]
+
+
+def test_interactive_option_still_switches_profiles_in_the_installed_app(bundle_root, tmp_path, monkeypatch):
+    if not SHIPPED_MODEL.is_file():
+        pytest.skip(f"{SHIPPED_MODEL} is not in this checkout")
+    app = install(tmp_path / "petct", bundle_root / "configs" / "demo.json", SHIPPED_MODEL)
+    monkeypatch.chdir(tmp_path)
+    task = InferTaskAsInMonaiLabel(app)
+    study = tmp_path / "study.nii.gz"  # choosing the profile reads no image
+    study.touch()
+    assert task.task_config["interactive"] is True, "demo.json's own settings (no flips, overlap 0.25) by default"
+    for params, flips, overlap in (({}, [], 0.25), ({"interactive": False}, [0, 1, 2], 0.5)):
+        data = task.data_for(infer_request(task, str(study), params=params))
+        task.pre_transforms(data)
+        inferer = task.inferer(data)
+        assert (list(inferer.flip_axes), inferer.overlap) == (flips, overlap)

@@ -29,18 +29,30 @@ from scripts.inference.checkpoints import read_state_dict
 
 BUNDLE_ROOT = Path(__file__).resolve().parents[2]
 LEFT_OUT = ("models", "__pycache__", "eval", "runs", "preprocessed")
+# inference.json settings that its `profiles` choose (MONAI Label's `interactive` option).
+PROFILE_KEYS = ("tta_axes", "sw_overlap")
 
 
 def merged_inference_config(overlay: Path, bundle: Path = BUNDLE_ROOT) -> dict:
     """``inference.json`` with ``overlay`` applied as ``monai.bundle run`` applies it, checkpoints at the default.
 
-    The default is what MONAI Label loads: the installed ``models/model.pt``.
+    The default is what MONAI Label loads: the installed ``models/model.pt``. Profile settings the overlay fixes
+    (:data:`PROFILE_KEYS`) become the interactive profile, on by default, so that the option still switches.
     """
     base = json.loads((bundle / "configs" / "inference.json").read_text())
     parser = ConfigParser()
     parser.read_config([str(bundle / "configs" / "inference.json"), str(overlay)])
     merged = parser.get()
     merged["checkpoints"] = base["checkpoints"]
+    # An overlay that fixes a profile setting (demo.json: no flips, overlap 0.25) would make MONAI Label's
+    # `interactive` option do nothing. Its values become the interactive profile, selected by default, and the
+    # full profile stays one untick away.
+    overlaid = [key for key in PROFILE_KEYS if key in json.loads(Path(overlay).read_text())]
+    for key in overlaid:
+        merged["profiles"]["interactive"][key] = merged[key]
+        merged[key] = base[key]
+    if overlaid:
+        merged["displayable_configs"]["interactive"] = True
     merged["_comment_"] = f"{base['_comment_']} Installed with {Path(overlay).name} merged in."
     return merged
 
