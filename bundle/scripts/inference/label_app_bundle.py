@@ -44,10 +44,7 @@ def merged_inference_config(overlay: Path, bundle: Path = BUNDLE_ROOT) -> dict:
     parser.read_config([str(bundle / "configs" / "inference.json"), str(overlay)])
     merged = parser.get()
     merged["checkpoints"] = base["checkpoints"]
-    # An overlay that fixes a profile setting (demo.json: no flips, overlap 0.25) would make MONAI Label's
-    # `interactive` option do nothing. Its values become the interactive profile, selected by default, and the
-    # full profile stays one untick away.
-    overlaid = [key for key in PROFILE_KEYS if key in json.loads(Path(overlay).read_text())]
+    overlaid = [key for key in PROFILE_KEYS if merged[key] != base[key]]
     for key in overlaid:
         merged["profiles"]["interactive"][key] = merged[key]
         merged[key] = base[key]
